@@ -1,0 +1,2 @@
+// Placeholder entry point; the host is wired in Hosting/.
+return 0;
