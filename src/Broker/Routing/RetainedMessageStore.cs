@@ -71,7 +71,7 @@ internal sealed class RetainedMessageStore<TMessage>
         MatchBelow(_root, filter, atRoot: true, into);
     }
 
-    /// <summary>Number of trie nodes below the root; lets tests check that deleting prunes.</summary>
+    // Number of trie nodes below the root; lets tests check that deleting prunes.
     internal int CountNodes()
     {
         int count = 0;
@@ -209,7 +209,7 @@ internal sealed class RetainedMessageStore<TMessage>
         }
     }
 
-    /// <summary>One topic level. Written under the store's write lock, read without it.</summary>
+    // One topic level. Written under the store's write lock, read without it.
     private sealed class Node(Node? parent, string level)
     {
         private static readonly ConcurrentDictionary<string, Node> NoChildren = new(StringComparer.Ordinal);
@@ -226,7 +226,7 @@ internal sealed class RetainedMessageStore<TMessage>
             set => _message = value;
         }
 
-        /// <summary>Safe to enumerate while writers add and remove children.</summary>
+        // Safe to enumerate while writers add and remove children.
         public ConcurrentDictionary<string, Node> Children => _children ?? NoChildren;
 
         public bool IsEmpty => _message is null && _children is null;

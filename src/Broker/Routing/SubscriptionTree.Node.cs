@@ -11,16 +11,14 @@ internal sealed partial class SubscriptionTree<TValue>
         public readonly TValue Value = value;
     }
 
-    /// <summary>
-    /// One filter level. Every mutable field is written only under the tree's write lock and read
-    /// without it; a write always publishes a complete new object (copy-on-write arrays, fully
-    /// built child nodes), so a matcher sees either the old or the new state, never a half-built one.
-    /// </summary>
+    // One filter level. Every mutable field is written only under the tree's write lock and read
+    // without it; a write always publishes a complete new object (copy-on-write arrays, fully built
+    // child nodes), so a matcher sees either the old or the new state, never a half-built one.
     private sealed class Node(Node? parent, string level)
     {
         public readonly Node? Parent = parent;
 
-        /// <summary>"+" for <see cref="SingleLevel"/>, "#" for <see cref="MultiLevel"/>, otherwise the literal level.</summary>
+        // "+" for SingleLevel, "#" for MultiLevel, otherwise the literal level: filters never hold a literal "+" or "#".
         public readonly string Level = level;
 
         // Created on first literal child: most nodes are leaves and a dictionary is not small.
@@ -201,7 +199,7 @@ internal sealed partial class SubscriptionTree<TValue>
         }
     }
 
-    /// <summary>The members of one (share name, filter) pair [MQTT-4.8.2].</summary>
+    // The members of one (share name, filter) pair [MQTT-4.8.2].
     private sealed class SharedGroup(string shareName)
     {
         public readonly string ShareName = shareName;

@@ -173,7 +173,7 @@ internal sealed partial class SubscriptionTree<TValue>
         }
     }
 
-    /// <summary>Number of trie nodes below the root; lets tests check that unsubscribing prunes.</summary>
+    // Number of trie nodes below the root; lets tests check that unsubscribing prunes.
     internal int CountNodes()
     {
         int count = 0;
@@ -226,10 +226,8 @@ internal sealed partial class SubscriptionTree<TValue>
         return true;
     }
 
-    /// <summary>
-    /// Splits "$share/{ShareName}/{filter}" [MQTT-4.8.2]. The codec has already validated the filter;
-    /// a malformed shared filter here is a caller bug.
-    /// </summary>
+    // Splits "$share/{ShareName}/{filter}" [MQTT-4.8.2]. The codec has already validated the filter
+    // [MQTT-4.8.2-1], [MQTT-4.8.2-2]; a malformed shared filter here is a caller bug.
     private static string? SplitShared(string filter, out ReadOnlySpan<char> topicFilter)
     {
         ArgumentNullException.ThrowIfNull(filter);

@@ -198,3 +198,51 @@ public sealed class SubscriptionTreeTests
         Assert.Equal(["all", "deep"], tree.MatchedValues(deep));
     }
 }
+
+public sealed class SubscriptionTreeAllocationTests
+{
+    private ref struct CountingVisitor : ISubscriptionVisitor<int>
+    {
+        public int Visits;
+        public int ValueSum;
+
+        public void Visit(string clientId, int value, string? shareName)
+        {
+            Visits++;
+            ValueSum += value;
+        }
+    }
+
+    [Fact]
+    public void Match_does_not_allocate()
+    {
+        var tree = new SubscriptionTree<int>();
+        for (int i = 0; i < 100; i++)
+        {
+            tree.Subscribe($"devices/{i}/telemetry", $"c{i}", 1);
+            tree.Subscribe("devices/+/telemetry", $"c{i}", 1);
+            tree.Subscribe($"$share/workers/devices/#", $"w{i}", 1);
+        }
+
+        tree.Subscribe("#", "all", 1);
+        ReadOnlySpan<char> topic = "devices/42/telemetry".AsSpan();
+
+        var visitor = new CountingVisitor();
+        for (int i = 0; i < 3; i++)
+        {
+            tree.Match(topic, ref visitor); // warm-up: JIT and tiering
+        }
+
+        visitor = new CountingVisitor();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            tree.Match(topic, ref visitor);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+        Assert.Equal(1000 * (1 + 100 + 1 + 1), visitor.Visits);
+    }
+}
