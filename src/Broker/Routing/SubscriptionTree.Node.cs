@@ -25,19 +25,19 @@ internal sealed partial class SubscriptionTree<TValue>
         private volatile ConcurrentDictionary<string, Node>? _children;
         private volatile Node? _singleLevel;
         private volatile Node? _multiLevel;
-        private volatile Subscriber[] _subscribers = [];
+        private volatile SubscriberList _subscribers = SubscriberList.Empty;
         private volatile SharedGroup[] _sharedGroups = [];
 
         public Node? SingleLevel => _singleLevel;
 
         public Node? MultiLevel => _multiLevel;
 
-        public Subscriber[] Subscribers => _subscribers;
+        public SubscriberList Subscribers => _subscribers;
 
         public SharedGroup[] SharedGroups => _sharedGroups;
 
         public bool IsEmpty =>
-            _subscribers.Length == 0 && _sharedGroups.Length == 0 && _singleLevel is null && _multiLevel is null &&
+            _subscribers.Count == 0 && _sharedGroups.Length == 0 && _singleLevel is null && _multiLevel is null &&
             _children is null;
 
         public IEnumerable<Node> EnumerateChildren()
@@ -134,14 +134,14 @@ internal sealed partial class SubscriptionTree<TValue>
         // Write lock held. Returns true if the client had no subscription here yet.
         public bool SetSubscriber(string clientId, TValue value)
         {
-            _subscribers = WithMember(_subscribers, clientId, value, out bool added);
+            _subscribers = _subscribers.With(clientId, value, out bool added);
             return added;
         }
 
         // Write lock held.
         public bool RemoveSubscriber(string clientId)
         {
-            var remaining = WithoutMember(_subscribers, clientId);
+            var remaining = _subscribers.Without(clientId);
             if (remaining is null)
             {
                 return false;
@@ -207,7 +207,7 @@ internal sealed partial class SubscriptionTree<TValue>
         // Written under the tree's write lock, copy-on-write. A group whose last member leaves is
         // unlinked from its node instead of being emptied, so matchers that already hold it still
         // find a member to deliver to.
-        private volatile Subscriber[] _members = [];
+        private volatile SubscriberList _members = SubscriberList.Empty;
 
         // Shared by all publishing threads; wraps around harmlessly (used as unsigned).
         private int _turn = -1;
@@ -215,35 +215,35 @@ internal sealed partial class SubscriptionTree<TValue>
         public bool TryPickMember(out Subscriber member)
         {
             var members = _members;
-            if (members.Length == 0)
+            if (members.Count == 0)
             {
                 member = default;
                 return false;
             }
 
             uint turn = (uint)Interlocked.Increment(ref _turn);
-            member = members[(int)(turn % (uint)members.Length)];
+            member = members.Items[(int)(turn % (uint)members.Count)];
             return true;
         }
 
         // Write lock held.
         public bool SetMember(string clientId, TValue value)
         {
-            _members = WithMember(_members, clientId, value, out bool added);
+            _members = _members.With(clientId, value, out bool added);
             return added;
         }
 
         // Write lock held.
         public bool RemoveMember(string clientId, out bool nowEmpty)
         {
-            var remaining = WithoutMember(_members, clientId);
+            var remaining = _members.Without(clientId);
             if (remaining is null)
             {
                 nowEmpty = false;
                 return false;
             }
 
-            nowEmpty = remaining.Length == 0;
+            nowEmpty = remaining.Count == 0;
             if (!nowEmpty)
             {
                 _members = remaining;
@@ -253,39 +253,73 @@ internal sealed partial class SubscriptionTree<TValue>
         }
     }
 
-    // Copy-on-write: matchers may be iterating the old array, and an entry is two fields that must
-    // not be seen half-replaced, so even a replacement builds a new array.
-    private static Subscriber[] WithMember(Subscriber[] current, string clientId, TValue value, out bool added)
+    // A snapshot of the subscribers of one node or shared group, replaced as a whole on every change.
+    // Invariant: a slot of Items is written once, before the first snapshot whose Count covers it is
+    // published, and never again. Readers therefore iterate without a lock, and appending reuses
+    // spare capacity, so N clients subscribing to one filter cost O(N) in total, not O(N^2).
+    // Replacing or removing an entry copies, because older snapshots may still be iterated.
+    private sealed class SubscriberList(Subscriber[] items, int count)
     {
-        int index = IndexOfClient(current, clientId);
-        added = index < 0;
-        var next = new Subscriber[added ? current.Length + 1 : current.Length];
-        current.CopyTo(next, 0);
-        next[added ? current.Length : index] = new Subscriber(clientId, value);
-        return next;
-    }
+        public static readonly SubscriberList Empty = new([], 0);
 
-    private static Subscriber[]? WithoutMember(Subscriber[] current, string clientId)
-    {
-        int index = IndexOfClient(current, clientId);
-        if (index < 0)
+        public readonly Subscriber[] Items = items;
+        public readonly int Count = count;
+
+        public ReadOnlySpan<Subscriber> AsSpan() => new(Items, 0, Count);
+
+        // Write lock held, on the current snapshot only.
+        public SubscriberList With(string clientId, TValue value, out bool added)
         {
-            return null;
-        }
-
-        return [.. current.AsSpan(0, index), .. current.AsSpan(index + 1)];
-    }
-
-    private static int IndexOfClient(Subscriber[] subscribers, string clientId)
-    {
-        for (int i = 0; i < subscribers.Length; i++)
-        {
-            if (string.Equals(subscribers[i].ClientId, clientId, StringComparison.Ordinal))
+            int index = IndexOf(clientId);
+            added = index < 0;
+            if (!added)
             {
-                return i;
+                var replaced = AsSpan().ToArray();
+                replaced[index] = new Subscriber(clientId, value);
+                return new SubscriberList(replaced, Count);
             }
+
+            var items = Items;
+            if (Count == items.Length)
+            {
+                items = new Subscriber[Math.Max(1, Count * 2)];
+                AsSpan().CopyTo(items);
+            }
+
+            items[Count] = new Subscriber(clientId, value);
+            return new SubscriberList(items, Count + 1);
         }
 
-        return -1;
+        // Write lock held, on the current snapshot only. Null if the client is not in the list.
+        public SubscriberList? Without(string clientId)
+        {
+            int index = IndexOf(clientId);
+            if (index < 0)
+            {
+                return null;
+            }
+
+            if (Count == 1)
+            {
+                return Empty;
+            }
+
+            Subscriber[] remaining = [.. AsSpan()[..index], .. AsSpan()[(index + 1)..]];
+            return new SubscriberList(remaining, remaining.Length);
+        }
+
+        private int IndexOf(string clientId)
+        {
+            var subscribers = AsSpan();
+            for (int i = 0; i < subscribers.Length; i++)
+            {
+                if (string.Equals(subscribers[i].ClientId, clientId, StringComparison.Ordinal))
+                {
+                    return i;
+                }
+            }
+
+            return -1;
+        }
     }
 }

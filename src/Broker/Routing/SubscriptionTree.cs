@@ -158,7 +158,7 @@ internal sealed partial class SubscriptionTree<TValue>
     private static void VisitSubscribers<TVisitor>(Node node, ref TVisitor visitor)
         where TVisitor : ISubscriptionVisitor<TValue>, allows ref struct
     {
-        foreach (var subscriber in node.Subscribers)
+        foreach (ref readonly var subscriber in node.Subscribers.AsSpan())
         {
             visitor.Visit(subscriber.ClientId, subscriber.Value, shareName: null);
         }

@@ -110,6 +110,31 @@ public sealed class SubscriptionTreeTests
     }
 
     [Fact]
+    public void Many_clients_on_one_filter_survive_interleaved_adds_replacements_and_removals()
+    {
+        var tree = new SubscriptionTree<string>();
+        var model = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var random = new Random(5);
+        for (int i = 0; i < 600; i++)
+        {
+            string clientId = "c" + random.Next(200);
+            if (random.Next(3) == 0)
+            {
+                Assert.Equal(model.Remove(clientId), tree.Unsubscribe("t/+", clientId));
+            }
+            else
+            {
+                string value = $"{clientId}.{i}";
+                Assert.Equal(model.TryAdd(clientId, value), tree.Subscribe("t/+", clientId, value));
+                model[clientId] = value;
+            }
+
+            var deliveries = tree.MatchAll("t/x");
+            Assert.Equal(model.Values, deliveries.Select(d => d.Value).Order(StringComparer.Ordinal));
+        }
+    }
+
+    [Fact]
     public void Shared_group_delivers_to_one_member_per_message_round_robin()
     {
         var tree = new SubscriptionTree<string>();
