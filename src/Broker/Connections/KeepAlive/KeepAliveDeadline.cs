@@ -50,6 +50,7 @@ internal sealed class KeepAliveDeadline
     internal DeadlineKind ArmedKind;
     internal TimeSpan ArmedTimeout;
     internal DeadlineState State;
+    internal int Deferrals;                  // consecutive ticks expiry was put off for unread input
     internal int Version;                    // bumped by every Rearm/Remove: invalidates pending expiries
 
     /// <summary>The moment this deadline is reached if nothing else happens.</summary>

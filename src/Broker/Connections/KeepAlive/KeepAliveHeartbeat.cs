@@ -9,7 +9,11 @@ namespace Broker.Connections.KeepAlive;
 /// </summary>
 internal sealed class KeepAliveHeartbeat(TimerWheel wheel, TimeProvider time) : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => RunAsync(stoppingToken);
+
+    // Creates its timer before the first await, so a test holding the returned task knows the timer
+    // exists (BackgroundService may start ExecuteAsync on another thread).
+    internal async Task RunAsync(CancellationToken stoppingToken)
     {
         // PeriodicTimer coalesces missed ticks into one; that is fine, Advance works from timestamps.
         using var timer = new PeriodicTimer(wheel.Tick, time);

@@ -35,6 +35,9 @@ internal sealed class TimerWheel : IDisposable
     /// <summary>The longest timeout accepted: the largest interval MQTT 5.0 can express (2^32-1 s), for later session expiry.</summary>
     public static readonly TimeSpan MaxTimeout = TimeSpan.FromSeconds(uint.MaxValue);
 
+    // A read loop gets at least this many ticks to drain input that arrived during a stall.
+    private const int MinDeferralTicks = 10;
+
     private readonly TimeProvider _time;
     private readonly TimeProvider? _touchClock;
     private readonly IExpiryDispatcher _dispatcher;
@@ -352,6 +355,7 @@ internal sealed class TimerWheel : IDisposable
         deadline.ArmedTimeout = timeout;
         deadline.TimeoutUnits = units;
         deadline.ArmedAt = now;
+        deadline.Deferrals = 0;
         deadline.Version++;
         if (units == 0)
         {
@@ -395,15 +399,19 @@ internal sealed class TimerWheel : IDisposable
         if (deadline > now)
         {
             // Activity since it was linked (or not quite there yet): look again when the real deadline comes.
+            entry.Deferrals = 0;
             LinkLocked(entry, Math.Max(TickAtOrBefore(deadline), nowTick + 1));
             return;
         }
 
         // Packets may be waiting unread because the broker, not the client, was slow (see Advance). Give
-        // the read loop one more tick. Bounded by one further timeout: input that stays unread that long
-        // means a stuck connection, not a starved one, and it must not escape expiry forever.
-        if (now - deadline < entry.TimeoutUnits && HasUnreadInput(entry.Target))
+        // the read loop one more tick. The bound counts consecutive deferrals, i.e. ticks the wheel actually
+        // ran, not wall time, so a stall longer than the timeout does not use it up: a client whose input has
+        // stayed unread for another whole timeout of running ticks (at least MinDeferralTicks) is stuck, not
+        // starved, and must not escape expiry forever.
+        if (entry.Deferrals < DeferralLimit(entry) && HasUnreadInput(entry.Target))
         {
+            entry.Deferrals++;
             LinkLocked(entry, nowTick + 1);
             return;
         }
@@ -413,6 +421,9 @@ internal sealed class TimerWheel : IDisposable
         var expiry = new DeadlineExpiry(entry.ArmedKind, entry.ArmedTimeout, _time.GetElapsedTime(reference, now));
         _due.Add(new PendingExpiry(entry, entry.Version, expiry));
     }
+
+    private int DeferralLimit(KeepAliveDeadline entry) =>
+        (int)Math.Clamp(entry.TimeoutUnits / _tickUnits, MinDeferralTicks, int.MaxValue);
 
     private static bool HasUnreadInput(IKeepAliveTarget target)
     {
