@@ -53,6 +53,32 @@ public sealed class TimerWheelTests
         Assert.InRange(expiry.Elapsed, 15 * Sec, (15 * Sec) + h.Tick);
     }
 
+    // The heartbeat's timer is not aligned with the wheel's origin: Advance runs at boundary + phase.
+    [Theory]
+    [InlineData(1, 0)]
+    [InlineData(37, 0)]
+    [InlineData(99, 0)]
+    [InlineData(37, 63)]
+    [InlineData(99, 1)]
+    public void Lateness_stays_under_one_tick_whatever_the_heartbeat_phase(int heartbeatPhaseMs, int registrationPhaseMs)
+    {
+        using var h = new WheelHarness();
+        var phase = TimeSpan.FromMilliseconds(heartbeatPhaseMs);
+        h.Time.Advance(TimeSpan.FromMilliseconds(2000 + registrationPhaseMs));
+        var target = new RecordingTarget();
+        h.Wheel.Register(target, DeadlineKind.KeepAlive, 4.5 * Sec);
+        var deadline = h.Elapsed + (4.5 * Sec);
+
+        for (var beat = (2 * Sec) + h.Tick + phase; !target.Expired; beat += h.Tick)
+        {
+            h.Time.Advance(beat - h.Elapsed);
+            h.Wheel.Advance();
+            Assert.False(target.Expired && h.Elapsed < deadline, "expired early");
+        }
+
+        Assert.InRange(h.Elapsed - deadline, TimeSpan.Zero, h.Tick - h.Unit);
+    }
+
     [Fact]
     public void Expires_at_the_deadline_itself_when_a_tick_falls_on_it()
     {
@@ -79,7 +105,7 @@ public sealed class TimerWheelTests
         h.RunUntil((25 * Sec) - h.Unit);
         Assert.False(target.Expired);
         h.RunUntil((25 * Sec) + h.Tick);
-        Assert.InRange(Assert.Single(target.Expiries).Elapsed, 15 * Sec, (15 * Sec) + h.Tick);
+        Assert.Equal(15 * Sec, Assert.Single(target.Expiries).Elapsed); // the new deadline falls on a tick: no lateness at all
     }
 
     [Fact]
