@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+
+namespace Broker.Connections.KeepAlive;
+
+/// <summary>
+/// One connection's entry in the <see cref="TimerWheel"/>. The read path owns <see cref="Touch"/>;
+/// everything else is owned by the wheel and changed only under its lock.
+/// </summary>
+internal sealed class KeepAliveDeadline
+{
+    // Null when the wheel runs on TimeProvider.System: Touch then calls Stopwatch.GetTimestamp directly,
+    // which the JIT inlines, instead of a virtual call (TimeProvider.System returns the same value).
+    private readonly TimeProvider? _clock;
+
+    // Written by the connection's read loop on every packet, read by the wheel about once per period.
+    // A plain 64-bit store: no lock, no allocation, no interlocked operation.
+    private long _lastActivity;
+
+    internal KeepAliveDeadline(TimerWheel owner, IKeepAliveTarget target, TimeProvider? clock, long now)
+    {
+        Owner = owner;
+        Target = target;
+        _clock = clock;
+        _lastActivity = now;
+    }
+
+    /// <summary>A packet (of any kind) arrived. Hot path: a timestamp read and a volatile write.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Touch() => Volatile.Write(ref _lastActivity, _clock is null ? Stopwatch.GetTimestamp() : _clock.GetTimestamp());
+
+    /// <summary>Timestamp (in the wheel's TimeProvider units) of the last <see cref="Touch"/> or of registration.</summary>
+    public long LastActivityTimestamp => Volatile.Read(ref _lastActivity);
+
+    /// <summary>The kind last armed (diagnostics; may be momentarily stale while a Rearm runs).</summary>
+    public DeadlineKind Kind => ArmedKind;
+
+    /// <summary>The timeout last armed; <see cref="TimeSpan.Zero"/> when disarmed (Keep Alive 0).</summary>
+    public TimeSpan Timeout => ArmedTimeout;
+
+    // ---- Owned by TimerWheel, read and written only under TimerWheel's lock (except Owner/Target). ----
+    internal readonly TimerWheel Owner;
+    internal readonly IKeepAliveTarget Target;
+    internal KeepAliveDeadline? NextInSlot;
+    internal KeepAliveDeadline? PreviousInSlot;
+    internal int Slot = -1;                  // -1 = not linked into any slot
+    internal long DueTick;                   // absolute tick number; the slot is DueTick & mask
+    internal long ArmedAt;                   // timestamp of Register/Rearm
+    internal long TimeoutUnits;              // timeout in timestamp units, rounded up
+    internal DeadlineKind ArmedKind;
+    internal TimeSpan ArmedTimeout;
+    internal DeadlineState State;
+    internal int Deferrals;                  // consecutive ticks expiry was put off for unread input
+    internal int Version;                    // bumped by every Rearm/Remove: invalidates pending expiries
+
+    /// <summary>The moment this deadline is reached if nothing else happens.</summary>
+    internal long DeadlineTimestamp()
+    {
+        long reference = ArmedKind == DeadlineKind.Connect
+            ? ArmedAt // the connect timeout is not extended by activity
+            : Math.Max(ArmedAt, LastActivityTimestamp);
+        return reference + TimeoutUnits;
+    }
+}
+
+internal enum DeadlineState
+{
+    Armed,          // linked into a slot
+    Disarmed,       // Keep Alive 0: registered but never expires
+    PendingExpiry,  // handed to an expiry batch; Rearm/Remove can still cancel it
+    Expired,        // the batch committed it: the target has been (or is being) told
+    Removed,
+}
