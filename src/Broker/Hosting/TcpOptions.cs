@@ -25,10 +25,10 @@ internal sealed record TcpOptions
     public long MaxPendingOutputBytes { get; init; } = 1024 * 1024;
 
     /// <summary>
-    /// Received bytes the broker has not consumed yet before the receive loop stops reading the socket
-    /// (TCP flow control then slows the client). Must be at least the largest packet the broker accepts:
-    /// a packet that does not fit can never be completed, because the receive loop waits for the
-    /// reader and the reader waits for the rest of the packet.
+    /// Received bytes the broker has not yet examined before the receive loop stops reading the socket
+    /// (TCP flow control then slows the client). A Pipe counts examined-but-unconsumed bytes as relieved,
+    /// so a partly received large packet does not deadlock here: the codec's maximum packet size is
+    /// what bounds a single packet's buffering.
     /// </summary>
     public long MaxInputBufferBytes { get; init; } = 1024 * 1024;
 }

@@ -29,7 +29,7 @@ internal sealed partial class SocketConnection
                 input.Advance(received);
                 Volatile.Write(ref _bytesReceived, _bytesReceived + received);
 
-                // Held here while the owner has MaxInputBufferBytes unread: we stop reading the socket
+                // Held here while the owner has MaxInputBufferBytes unexamined: we stop reading the socket
                 // and TCP flow control slows the client down.
                 FlushResult flush = await input.FlushAsync().ConfigureAwait(false);
                 if (flush.IsCompleted || flush.IsCanceled)

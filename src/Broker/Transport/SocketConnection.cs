@@ -260,6 +260,10 @@ internal sealed partial class SocketConnection
 
         // Disposing wakes any pending receive or send with OperationAborted.
         _socket.Dispose();
+
+        // A receive loop held by input backpressure is not waiting on the socket, so disposing does not
+        // wake it; without this, Closed would wait for the owner to read input that no longer matters.
+        _inputPipe.Writer.CancelPendingFlush();
     }
 
     /// <summary>Records the end if none is recorded yet; the first one wins.</summary>
