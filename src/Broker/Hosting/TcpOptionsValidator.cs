@@ -1,0 +1,42 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Hosting;
+
+internal sealed class TcpOptionsValidator : IValidateOptions<TcpOptions>
+{
+    private const string Prefix = TcpOptions.SectionName + ":";
+
+    public ValidateOptionsResult Validate(string? name, TcpOptions options)
+    {
+        var failures = new List<string>();
+
+        if (string.IsNullOrWhiteSpace(options.Address) || !IPAddress.TryParse(options.Address, out _))
+        {
+            failures.Add($"{Prefix}{nameof(options.Address)} must be an IPv4 or IPv6 address (was '{options.Address}')");
+        }
+
+        if (options.Port is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
+        {
+            failures.Add($"{Prefix}{nameof(options.Port)} must be between {IPEndPoint.MinPort} and {IPEndPoint.MaxPort} (was {options.Port})");
+        }
+
+        if (options.Backlog <= 0)
+        {
+            failures.Add($"{Prefix}{nameof(options.Backlog)} must be greater than 0 (was {options.Backlog})");
+        }
+
+        // 0 would disable the pipe's pause threshold, i.e. unbounded memory per slow connection.
+        if (options.MaxPendingOutputBytes <= 0)
+        {
+            failures.Add($"{Prefix}{nameof(options.MaxPendingOutputBytes)} must be greater than 0 (was {options.MaxPendingOutputBytes})");
+        }
+
+        if (options.MaxInputBufferBytes <= 0)
+        {
+            failures.Add($"{Prefix}{nameof(options.MaxInputBufferBytes)} must be greater than 0 (was {options.MaxInputBufferBytes})");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}
