@@ -1,2 +1,24 @@
-// Placeholder entry point; the host is wired in Hosting/.
-return 0;
+using Broker.Hosting;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+try
+{
+    using var host = BrokerHost.CreateBuilder(args).Build();
+    await host.RunAsync();
+    return 0;
+}
+catch (OptionsValidationException ex)
+{
+    // A configuration typo stops the broker with the key named, not with a stack trace.
+    foreach (var failure in ex.Failures)
+    {
+        Console.Error.WriteLine($"Invalid configuration: {failure}");
+    }
+    return 2;
+}
+catch (InvalidOperationException ex) when (ex.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase))
+{
+    Console.Error.WriteLine($"Invalid configuration: {ex.Message}");
+    return 2;
+}

@@ -19,7 +19,7 @@ namespace Broker.Transport;
 /// Input complete and decides: CloseAsync, Abort, or complete Output); after any socket error or
 /// Abort both loops stop.
 /// </remarks>
-internal sealed partial class SocketConnection
+internal sealed partial class SocketConnection : Broker.Connections.IConnectionTransport
 {
     // The default memory pool's block size; MQTT control packets are mostly tiny, so one 4 KiB segment
     // holds many of them and a burst does not fragment into many small segments.

@@ -1,0 +1,22 @@
+using Broker.Connections.KeepAlive;
+using Broker.Diagnostics;
+using Broker.Hosting;
+using Broker.Routing;
+using Broker.Sessions;
+using Microsoft.Extensions.Logging;
+
+namespace Broker.Connections;
+
+/// <summary>The broker-wide services every connection uses, created once and shared.</summary>
+internal sealed record ConnectionServices(
+    SessionStore Sessions,
+    Router Router,
+    WillPublisher Wills,
+    TimerWheel Wheel,
+    KeepAlivePolicy KeepAlivePolicy,
+    KeepAliveOptions KeepAliveOptions,
+    BrokerLimitsOptions Limits,
+    BrokerMetrics Metrics,
+    TimeProvider Time,
+    ILogger Logger,
+    ConnectionRegistry Registry);

@@ -1,0 +1,140 @@
+using Broker.Connections.KeepAlive;
+using Broker.Diagnostics;
+using Broker.Protocol;
+
+namespace Broker.Connections;
+
+internal sealed partial class MqttConnection
+{
+    private bool HandleConnect(in MqttFrame frame)
+    {
+        var metrics = _services.Metrics;
+        if (!MqttPacketDecoder.TryDecodeConnect(frame, out var connect, out byte level, out var error))
+        {
+            if (error.Code == ReasonCode.UnsupportedProtocolVersion)
+            {
+                metrics.ConnectAttempt(ConnectResult.UnsupportedProtocolVersion);
+                // [MQTT-3.1.2-2] 3.1.1 answers 0x01 in its own format; 5.0 answers 0x84.
+                return RefuseConnect(level == 5 || level > 5 ? MqttProtocolVersion.V500 : MqttProtocolVersion.V311,
+                    level > 4 ? (byte)ReasonCode.UnsupportedProtocolVersion : (byte)ConnectReturnCode.UnacceptableProtocolVersion,
+                    $"unsupported protocol (level {level}): {error.Message}", DisconnectCause.ConnectRefused);
+            }
+            metrics.ConnectAttempt(ConnectResult.MalformedConnect);
+            if (level == 5)
+            {
+                // [MQTT-3.1.4-1] 5.0 may learn why with a CONNACK reason code before the close.
+                return RefuseConnect(MqttProtocolVersion.V500, (byte)error.Code, error.ToString(), DisconnectCause.ProtocolError);
+            }
+            return Fail(DisconnectCause.ProtocolError, "malformed CONNECT: " + error, null);
+        }
+
+        _version = connect.ProtocolVersion;
+        var limits = _services.Limits;
+        string clientId = connect.ClientId;
+        bool assigned = false;
+        if (clientId.Length == 0)
+        {
+            if (!V5 && !connect.CleanStart)
+            {
+                // [MQTT-3.1.3-8] 3.1.1: an empty client id needs Clean Session 1.
+                metrics.ConnectAttempt(ConnectResult.IdentifierRejected);
+                return RefuseConnect(_version, (byte)ConnectReturnCode.IdentifierRejected,
+                    "empty client identifier with clean session 0 [MQTT-3.1.3-8]", DisconnectCause.ConnectRefused);
+            }
+            // [MQTT-3.1.3-6] the server assigns a unique id; 5.0 returns it [MQTT-3.2.2-16].
+            clientId = "auto-" + Guid.NewGuid().ToString("N");
+            assigned = true;
+        }
+        if (clientId.Length > limits.MaxClientIdLength)
+        {
+            metrics.ConnectAttempt(ConnectResult.IdentifierRejected);
+            return RefuseConnect(_version, V5 ? (byte)ReasonCode.ClientIdentifierNotValid : (byte)ConnectReturnCode.IdentifierRejected,
+                $"client identifier longer than Broker:Limits:MaxClientIdLength ({limits.MaxClientIdLength})", DisconnectCause.ConnectRefused);
+        }
+        if (V5 && connect.Properties?.AuthenticationMethod is { } method)
+        {
+            metrics.ConnectAttempt(ConnectResult.MalformedConnect);
+            return RefuseConnect(_version, (byte)ReasonCode.BadAuthenticationMethod,
+                $"authentication method '{method}' is not supported", DisconnectCause.ConnectRefused);
+        }
+
+        var negotiation = _services.KeepAlivePolicy.Negotiate((int)_version, connect.KeepAliveSeconds);
+        if (!negotiation.Accepted)
+        {
+            metrics.ConnectAttempt(ConnectResult.KeepAliveRefused);
+            // The contract: 3.1.1 clients outside the keep-alive policy get 0x02 (identifier rejected
+            // is the only refusal code 3.1.1 has that a client treats as final rather than retrying at once).
+            return RefuseConnect(_version, (byte)ConnectReturnCode.IdentifierRejected,
+                $"client '{clientId}': {negotiation.RefusalReason}", DisconnectCause.ConnectRefused);
+        }
+
+        _clientId = clientId;
+        _requestedKeepAlive = connect.KeepAliveSeconds;
+        _keepAlive = negotiation.EffectiveSeconds;
+        _will = connect.Will;
+        var props = connect.Properties;
+        uint expiry;
+        if (V5)
+        {
+            _clientReceiveMaximum = props?.ReceiveMaximum ?? ushort.MaxValue;
+            _clientMaximumPacketSize = props?.MaximumPacketSize ?? uint.MaxValue;
+            _clientTopicAliasMaximum = props?.TopicAliasMaximum ?? 0;
+            expiry = props?.SessionExpiryInterval ?? 0;
+        }
+        else
+        {
+            // 3.1.1: Clean Session 0 keeps the session until the client cleans it (bounded by the broker's limit).
+            expiry = connect.CleanStart ? 0 : uint.MaxValue;
+        }
+        uint grantedExpiry = Math.Min(expiry, limits.MaxSessionExpirySeconds);
+
+        _services.Wills.Cancel(clientId);
+        var session = _services.Sessions.Attach(clientId, connect.CleanStart, grantedExpiry, this, out bool sessionPresent, out var previous);
+        _session = session;
+        (previous as MqttConnection)?.TakeOver();
+
+        var ack = new ConnAckPacket { SessionPresent = sessionPresent, ReasonCode = 0 };
+        if (V5)
+        {
+            var ackProps = new MqttProperties
+            {
+                ReceiveMaximum = (ushort)limits.ReceiveMaximum,
+                MaximumPacketSize = (uint)limits.MaxPacketSize,
+                TopicAliasMaximum = limits.TopicAliasMaximum > 0 ? (ushort)limits.TopicAliasMaximum : null,
+                AssignedClientIdentifier = assigned ? clientId : null,
+                ServerKeepAlive = negotiation.ServerKeepAlive,
+                SessionExpiryInterval = grantedExpiry != expiry ? grantedExpiry : null,
+            };
+            ack.Properties = ackProps;
+        }
+        _connected = true;
+        WritePacket(ack);
+
+        var timeout = negotiation.EffectiveSeconds == 0 ? TimeSpan.Zero : _services.KeepAlivePolicy.KeepAliveTimeout(negotiation.EffectiveSeconds);
+        _services.Wheel.Rearm(_deadline, DeadlineKind.KeepAlive, timeout);
+
+        metrics.ConnectAttempt(ConnectResult.Accepted);
+        metrics.ClientConnected(_version);
+        metrics.KeepAliveNegotiated(negotiation.EffectiveSeconds);
+        BrokerLog.ClientConnected(_services.Logger, clientId, _transport.RemoteEndPoint, VersionText, _keepAlive,
+            connect.KeepAliveSeconds, connect.CleanStart, sessionPresent);
+
+        if (sessionPresent)
+        {
+            ResendInflight(session);
+        }
+        RingDoorbell();
+        return true;
+    }
+
+    /// <summary>CONNACK with a refusal code, then close [MQTT-3.2.2-6 / 3.2.2-7].</summary>
+    private bool RefuseConnect(MqttProtocolVersion version, byte code, string reason, DisconnectCause cause)
+    {
+        BrokerLog.ConnectRefused(_services.Logger, _transport.RemoteEndPoint, reason);
+        _version = version;
+        WritePacketUnconnected(new ConnAckPacket { SessionPresent = false, ReasonCode = code });
+        SetCause(cause, reason);
+        End(cause, reason, graceful: true);
+        return false;
+    }
+}

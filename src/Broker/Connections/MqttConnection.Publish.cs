@@ -1,0 +1,205 @@
+using System.Buffers;
+using System.Text;
+using Broker.Protocol;
+using Broker.Routing;
+using Broker.Sessions;
+
+namespace Broker.Connections;
+
+internal sealed partial class MqttConnection
+{
+    private const int StackTopicChars = 512;
+
+    private bool HandlePublish(in MqttFrame frame)
+    {
+        if (!MqttPacketDecoder.TryDecodePublish(frame, _version, out var view, out var error))
+        {
+            return ProtocolViolation(error);
+        }
+        var props = view.Properties;
+        if (props?.SubscriptionIdentifiers is not null)
+        {
+            // [MQTT-3.3.4-6] a client must not send Subscription Identifiers.
+            return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "PUBLISH from a client carries a Subscription Identifier [MQTT-3.3.4-6]"));
+        }
+
+        // Topic: as sent, or through the 5.0 Topic Alias [MQTT-3.3.2-12].
+        ReadOnlySequence<byte> topicBytes = view.Topic;
+        string? aliasedTopic = null;
+        if (props?.TopicAlias is { } alias)
+        {
+            if (alias > _services.Limits.TopicAliasMaximum)
+            {
+                return ProtocolViolation(new MqttDecodeError(ReasonCode.TopicAliasInvalid, "topic alias above the Topic Alias Maximum the broker sent [MQTT-3.3.2-10]"));
+            }
+            _inboundAliases ??= new Dictionary<ushort, string>();
+            if (topicBytes.IsEmpty)
+            {
+                if (!_inboundAliases.TryGetValue(alias, out aliasedTopic))
+                {
+                    return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "topic alias not set on this connection [MQTT-3.3.2-7]"));
+                }
+            }
+            else
+            {
+                aliasedTopic = Encoding.UTF8.GetString(topicBytes);
+                _inboundAliases[alias] = aliasedTopic;
+            }
+        }
+
+        var session = _session!;
+        if (view.QoS == QualityOfService.ExactlyOnce)
+        {
+            if (!session.TryAddInboundQoS2(view.PacketId, _services.Limits.ReceiveMaximum, out bool exceeded))
+            {
+                if (exceeded)
+                {
+                    // [MQTT-3.3.4-9] more unacknowledged QoS 2 publishes than the broker's Receive Maximum.
+                    return ProtocolViolation(new MqttDecodeError(ReasonCode.ReceiveMaximumExceeded, "more QoS 2 publishes in flight than Receive Maximum [MQTT-3.3.4-9]"));
+                }
+                // A resend of a QoS 2 message already received: acknowledge, do not deliver twice [MQTT-4.3.3-10].
+                WritePacket(new PubRecPacket { PacketId = view.PacketId });
+                return true;
+            }
+        }
+
+        int matched = Route(view, topicBytes, aliasedTopic);
+
+        if (view.QoS == QualityOfService.AtLeastOnce)
+        {
+            WritePacket(new PubAckPacket
+            {
+                PacketId = view.PacketId,
+                ReasonCode = V5 && matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success,
+            });
+        }
+        else if (view.QoS == QualityOfService.ExactlyOnce)
+        {
+            WritePacket(new PubRecPacket
+            {
+                PacketId = view.PacketId,
+                ReasonCode = V5 && matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success,
+            });
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Matches the topic without allocating (the topic is decoded into a stack buffer); the message is
+    /// built, and the payload copied, only when someone subscribed or it must be retained.
+    /// </summary>
+    private int Route(in PublishPacketView view, ReadOnlySequence<byte> topicBytes, string? aliasedTopic)
+    {
+        var router = _services.Router;
+        if (aliasedTopic is not null)
+        {
+            router.Match(aliasedTopic, _clientId, _routeBuffer);
+        }
+        else
+        {
+            int length = (int)topicBytes.Length;
+            char[]? rented = null;
+            Span<char> chars = length <= StackTopicChars ? stackalloc char[StackTopicChars] : (rented = ArrayPool<char>.Shared.Rent(length));
+            try
+            {
+                int n = Encoding.UTF8.GetChars(topicBytes, chars);
+                router.Match(chars[..n], _clientId, _routeBuffer);
+            }
+            finally
+            {
+                if (rented is not null)
+                {
+                    ArrayPool<char>.Shared.Return(rented);
+                }
+            }
+        }
+        int matched = _routeBuffer.Targets.Count;
+        if (matched == 0 && !view.Retain)
+        {
+            _services.Metrics.MessageReceived(view.QoS);
+            _services.Metrics.MessageDropped(Diagnostics.DropReason.NoSubscribers);
+            return 0;
+        }
+        string topic = aliasedTopic ?? Encoding.UTF8.GetString(topicBytes);
+        var message = new ApplicationMessage
+        {
+            Topic = topic,
+            TopicUtf8 = aliasedTopic is null ? topicBytes.ToArray() : Encoding.UTF8.GetBytes(aliasedTopic),
+            Payload = view.Payload.ToArray(),
+            QoS = view.QoS,
+            Retain = view.Retain,
+            Properties = ForwardedProperties(view.Properties),
+            PublisherClientId = _clientId,
+            ExpiryIntervalSeconds = view.Properties?.MessageExpiryInterval,
+            ReceivedTimestamp = _services.Time.GetTimestamp(),
+        };
+        router.Deliver(message, _routeBuffer);
+        _routeBuffer.Reset(null);
+        return matched;
+    }
+
+    /// <summary>The properties passed to subscribers [MQTT-3.3.2-15..20]: all but the alias and expiry (set per delivery).</summary>
+    private static MqttProperties? ForwardedProperties(MqttProperties? p)
+    {
+        if (p is null)
+        {
+            return null;
+        }
+        if (p.TopicAlias is null && p.MessageExpiryInterval is null)
+        {
+            return p;
+        }
+        var copy = p.Clone();
+        copy.TopicAlias = null;
+        copy.MessageExpiryInterval = null;
+        return copy.IsEmpty ? null : copy;
+    }
+
+    private void HandleSubscribe(SubscribePacket subscribe)
+    {
+        var session = _session!;
+        var router = _services.Router;
+        int? subscriptionId = subscribe.Properties?.SubscriptionIdentifiers is [var id, ..] ? id : null;
+        var codes = new byte[subscribe.Subscriptions.Count];
+        var retainedToSend = new List<(ApplicationMessage Message, QualityOfService QoS)>();
+        for (int i = 0; i < codes.Length; i++)
+        {
+            var s = subscribe.Subscriptions[i];
+            var subscription = new Subscription(session, s.TopicFilter, s.QoS, s.NoLocal, s.RetainAsPublished, s.RetainHandling, subscriptionId);
+            bool isNew = router.Subscribe(subscription);
+            // [MQTT-3.9.3-1] the granted QoS; the broker supports QoS 2, so it grants what was asked.
+            codes[i] = (byte)s.QoS;
+            bool shared = TopicRules.IsSharedSubscription(s.TopicFilter);
+            // [MQTT-3.3.1-9], 3.8.3.1 Retain Handling; shared subscriptions get no retained messages [MQTT-4.8.2-?].
+            bool sendRetained = !shared && (s.RetainHandling == RetainHandling.SendAtSubscribe
+                || (s.RetainHandling == RetainHandling.SendAtSubscribeIfNew && isNew));
+            if (sendRetained)
+            {
+                foreach (var message in router.GetRetained(s.TopicFilter))
+                {
+                    retainedToSend.Add((message, (QualityOfService)Math.Min((int)message.QoS, (int)s.QoS)));
+                }
+            }
+        }
+        // [MQTT-3.8.4-1] SUBACK before the retained messages.
+        WritePacket(new SubAckPacket { PacketId = subscribe.PacketId, ReasonCodes = codes });
+        int[]? ids = subscriptionId is { } sid ? [sid] : null;
+        foreach (var (message, qos) in retainedToSend)
+        {
+            // [MQTT-3.3.1-8] retained messages sent on subscribe carry the retain flag.
+            session.Enqueue(new OutboundMessage(message, qos, Retain: true, ids), int.MaxValue);
+        }
+    }
+
+    private void HandleUnsubscribe(UnsubscribePacket unsubscribe)
+    {
+        var codes = new byte[unsubscribe.TopicFilters.Count];
+        for (int i = 0; i < codes.Length; i++)
+        {
+            bool existed = _services.Router.Unsubscribe(unsubscribe.TopicFilters[i], _session!);
+            codes[i] = existed ? (byte)ReasonCode.Success : (byte)ReasonCode.NoSubscriptionExisted;
+        }
+        // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
+        WritePacket(new UnsubAckPacket { PacketId = unsubscribe.PacketId, ReasonCodes = V5 ? codes : [] });
+    }
+}

@@ -1,0 +1,472 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Threading.Channels;
+using Broker.Connections.KeepAlive;
+using Broker.Diagnostics;
+using Broker.Protocol;
+using Broker.Routing;
+using Broker.Sessions;
+
+namespace Broker.Connections;
+
+/// <summary>
+/// One client connection: the MQTT state machine. It is the only reader of its input pipe and the only
+/// writer of its output pipe. The read loop decodes and handles packets synchronously; everything it
+/// answers and every message for the session is written under one lock and flushed by the send loop,
+/// so a slow subscriber never blocks the read loop and PINGRESP goes out at once.
+/// </summary>
+internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
+{
+    private static readonly TimeSpan GracefulFlushTimeout = TimeSpan.FromSeconds(2);
+    // The DISCONNECT 0x8D is only written when the socket is not congested, so its flush is immediate;
+    // the bound keeps a dead peer from holding the termination.
+    private static readonly TimeSpan KeepAliveDisconnectFlushTimeout = TimeSpan.FromMilliseconds(100);
+    private const int MaxMessagesPerFlush = 256;
+
+    private readonly IConnectionTransport _transport;
+    private readonly ConnectionServices _services;
+    private readonly object _writeLock = new();
+    private readonly Channel<bool> _doorbell = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
+    {
+        FullMode = BoundedChannelFullMode.DropWrite,
+        SingleReader = true,
+    });
+    private readonly RouteBuffer _routeBuffer = new();
+    private readonly KeepAliveDeadline _deadline;
+
+    private MqttProtocolVersion _version = MqttProtocolVersion.V311;
+    private bool _connected;
+    private string _clientId = string.Empty;
+    private Session? _session;
+    private WillMessage? _will;
+    private ushort _requestedKeepAlive;
+    private ushort _keepAlive;
+    private int _endState;
+    private DisconnectCause _cause = DisconnectCause.SocketClosed;
+    private string? _causeDetail;
+    private bool _publishWill = true;
+    private uint? _disconnectSessionExpiry;
+    private long _bytesSeen;
+    private bool _writesClosed;
+
+    // Negotiated limits of the client (5.0), defaults for 3.1.1.
+    private int _clientReceiveMaximum = ushort.MaxValue;
+    private uint _clientMaximumPacketSize = uint.MaxValue;
+    private int _clientTopicAliasMaximum;
+    private Dictionary<string, ushort>? _outboundAliases;
+    private Dictionary<ushort, string>? _inboundAliases;
+
+    public MqttConnection(IConnectionTransport transport, ConnectionServices services)
+    {
+        _transport = transport;
+        _services = services;
+        _deadline = services.Wheel.Register(this, DeadlineKind.Connect, TimeSpan.FromSeconds(services.KeepAliveOptions.ConnectTimeoutSeconds));
+    }
+
+    public string ClientId => _clientId;
+    public MqttProtocolVersion Version => _version;
+    public bool IsConnected => _connected;
+
+    private bool V5 => _version == MqttProtocolVersion.V500;
+
+    /// <summary>Runs the connection to its end; never throws.</summary>
+    public async Task RunAsync()
+    {
+        _services.Registry.Add(this);
+        var sendLoop = SendLoopAsync();
+        try
+        {
+            await ReadLoopAsync();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            if (Volatile.Read(ref _endState) == 0)
+            {
+                BrokerLog.ConnectionFault(_services.Logger, _clientId, ex);
+                End(DisconnectCause.SocketError, ex.Message);
+            }
+        }
+        finally
+        {
+            End(_cause, _causeDetail);
+            _doorbell.Writer.TryComplete();
+            try
+            {
+                await sendLoop;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // The send loop ends with the transport; its errors are the transport's end reason.
+                _ = ex;
+            }
+            Cleanup();
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        var input = _transport.Input;
+        int maxPacketSize = _services.Limits.MaxPacketSize;
+        while (Volatile.Read(ref _endState) == 0)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                SetCause(DisconnectCause.SocketError, ex.Message);
+                return;
+            }
+            var buffer = result.Buffer;
+            long before = buffer.Length;
+            bool keepGoing = true;
+            while (keepGoing)
+            {
+                var status = MqttFrameReader.TryReadFrame(buffer, maxPacketSize, out var frame, out var error);
+                if (status == ReadStatus.NeedMoreData)
+                {
+                    break;
+                }
+                if (status == ReadStatus.Error)
+                {
+                    ProtocolViolation(error);
+                    keepGoing = false;
+                    break;
+                }
+                // [MQTT-3.1.2-24] any control packet counts as activity, not only PINGREQ.
+                _deadline.Touch();
+                _services.Metrics.PacketReceived(frame.Type);
+                keepGoing = HandleFrame(frame);
+                buffer = buffer.Slice(frame.End);
+            }
+            _bytesSeen += before - buffer.Length;
+            _services.Metrics.BytesReceived(before - buffer.Length);
+            input.AdvanceTo(buffer.Start, buffer.End);
+            if (!keepGoing)
+            {
+                return;
+            }
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                if (buffer.Length > 0)
+                {
+                    SetCause(DisconnectCause.SocketClosed, "connection closed inside a packet");
+                }
+                else
+                {
+                    SetCause(DisconnectCause.SocketClosed, null);
+                }
+                return;
+            }
+        }
+    }
+
+    /// <summary>Dispatches one packet. Returns false when the connection must stop reading.</summary>
+    private bool HandleFrame(in MqttFrame frame)
+    {
+        if (!_connected)
+        {
+            if (frame.Type != PacketType.Connect)
+            {
+                // [MQTT-3.1.0-1] the first packet must be CONNECT.
+                return Fail(DisconnectCause.ProtocolError, $"first packet was {frame.Type}, not CONNECT", null);
+            }
+            return HandleConnect(frame);
+        }
+        switch (frame.Type)
+        {
+            case PacketType.Publish:
+                return HandlePublish(frame);
+            case PacketType.PingReq:
+                if (frame.RemainingLength != 0)
+                {
+                    return ProtocolViolation(Errors.NonZeroRemainingLength);
+                }
+                lock (_writeLock)
+                {
+                    MqttPacketWriter.WritePingResp(_transport.Output);
+                }
+                _services.Metrics.PacketSent(PacketType.PingResp);
+                RingDoorbell();
+                return true;
+            case PacketType.Connect:
+                // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+                return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "second CONNECT on one connection [MQTT-3.1.0-2]"));
+        }
+        if (!MqttPacketDecoder.TryDecode(frame, _version, out var packet, out var error))
+        {
+            return ProtocolViolation(error);
+        }
+        switch (packet)
+        {
+            case PubAckPacket ack:
+                _session!.Complete(ack.PacketId, QualityOfService.AtLeastOnce);
+                RingDoorbell();
+                return true;
+            case PubRecPacket rec:
+                return HandlePubRec(rec);
+            case PubRelPacket rel:
+                return HandlePubRel(rel);
+            case PubCompPacket comp:
+                _session!.Complete(comp.PacketId, QualityOfService.ExactlyOnce);
+                RingDoorbell();
+                return true;
+            case SubscribePacket subscribe:
+                HandleSubscribe(subscribe);
+                return true;
+            case UnsubscribePacket unsubscribe:
+                HandleUnsubscribe(unsubscribe);
+                return true;
+            case DisconnectPacket disconnect:
+                return HandleDisconnect(disconnect);
+            case AuthPacket:
+                // Enhanced authentication is not offered, so an AUTH packet is unexpected [MQTT-4.12.0-1].
+                return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "AUTH without an authentication method"));
+            default:
+                // CONNACK, SUBACK, UNSUBACK, PINGRESP are server-to-client packets.
+                return ProtocolViolation(Errors.UnexpectedPacketForServer);
+        }
+    }
+
+    private bool HandlePubRec(PubRecPacket rec)
+    {
+        var session = _session!;
+        if ((byte)rec.ReasonCode >= 0x80)
+        {
+            // 5.0: a failed PUBREC ends the exchange [MQTT-4.3.3-?]; the packet id is free again.
+            session.Drop(rec.PacketId);
+            RingDoorbell();
+            return true;
+        }
+        bool known = session.Release(rec.PacketId);
+        WritePacket(new PubRelPacket
+        {
+            PacketId = rec.PacketId,
+            ReasonCode = known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
+        });
+        return true;
+    }
+
+    private bool HandlePubRel(PubRelPacket rel)
+    {
+        bool known = _session!.RemoveInboundQoS2(rel.PacketId);
+        // [MQTT-4.3.3-11] PUBCOMP for every PUBREL, even a repeated one.
+        WritePacket(new PubCompPacket
+        {
+            PacketId = rel.PacketId,
+            ReasonCode = known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
+        });
+        return true;
+    }
+
+    private bool HandleDisconnect(DisconnectPacket disconnect)
+    {
+        if (V5 && disconnect.Properties?.SessionExpiryInterval is { } expiry)
+        {
+            // [MQTT-3.14.2-2] a session that was to end with the connection cannot be given an expiry now.
+            if (_session!.ExpiryIntervalSeconds == 0 && expiry != 0)
+            {
+                return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "DISCONNECT sets a session expiry after CONNECT set 0 [MQTT-3.14.2-2]"));
+            }
+            _disconnectSessionExpiry = Math.Min(expiry, _services.Limits.MaxSessionExpirySeconds);
+        }
+        bool withWill = V5 && disconnect.ReasonCode == ReasonCode.DisconnectWithWillMessage;
+        // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 0x04 asks for it to be published.
+        _publishWill = withWill;
+        SetCause(withWill ? DisconnectCause.ClientDisconnectWithWill : DisconnectCause.ClientDisconnect,
+            V5 && disconnect.ReasonCode != ReasonCode.NormalDisconnection ? $" (client reason 0x{(byte)disconnect.ReasonCode:X2})" : null);
+        End(_cause, _causeDetail, graceful: true);
+        return false;
+    }
+
+    private bool ProtocolViolation(MqttDecodeError error)
+    {
+        BrokerLog.ProtocolViolation(_services.Logger, _clientId.Length == 0 ? "(not connected)" : _clientId, _transport.RemoteEndPoint, error.ToString());
+        return Fail(DisconnectCause.ProtocolError, error.ToString(), error.Code);
+    }
+
+    /// <summary>
+    /// Ends the connection because of the client. In 5.0, after CONNECT, a DISCONNECT with the reason code
+    /// goes first [MQTT-4.13.1-1]; before CONNECT there is nobody to tell in the client's version.
+    /// </summary>
+    private bool Fail(DisconnectCause cause, string detail, ReasonCode? code)
+    {
+        SetCause(cause, detail);
+        if (_connected && V5 && code is { } c)
+        {
+            TryWriteDisconnect(c);
+            End(cause, detail, graceful: true);
+        }
+        else
+        {
+            End(cause, detail);
+        }
+        return false;
+    }
+
+    private void SetCause(DisconnectCause cause, string? detail)
+    {
+        if (Volatile.Read(ref _endState) == 0)
+        {
+            _cause = cause;
+            _causeDetail = detail;
+        }
+    }
+
+    /// <summary>
+    /// Ends the connection once, whoever calls first. Graceful hands what was written to the transport to
+    /// flush within the timeout; otherwise the socket is closed at once.
+    /// </summary>
+    private void End(DisconnectCause cause, string? detail, bool graceful = false, TimeSpan? flushTimeout = null)
+    {
+        if (Interlocked.CompareExchange(ref _endState, 1, 0) != 0)
+        {
+            return;
+        }
+        _cause = cause;
+        _causeDetail = detail;
+        _services.Wheel.Remove(_deadline);
+        _doorbell.Writer.TryComplete();
+        if (graceful)
+        {
+            lock (_writeLock)
+            {
+                // Completing the writer commits what was written but not flushed, so the DISCONNECT goes out.
+                _writesClosed = true;
+            }
+            _ = _transport.CloseAsync(flushTimeout ?? GracefulFlushTimeout);
+        }
+        else
+        {
+            lock (_writeLock)
+            {
+                _writesClosed = true;
+            }
+            _transport.Abort(cause.ToString());
+        }
+    }
+
+    private bool TryWriteDisconnect(ReasonCode code)
+    {
+        // Only when the client reads: a DISCONNECT stuck behind a full pipe would hold the close.
+        if (_transport.IsOutputCongested)
+        {
+            return false;
+        }
+        return WritePacket(new DisconnectPacket { ReasonCode = code });
+    }
+
+    private void Cleanup()
+    {
+        _services.Registry.Remove(this);
+        _services.Wheel.Remove(_deadline);
+        if (!_connected)
+        {
+            if (_cause is DisconnectCause.ConnectTimeout)
+            {
+                _services.Metrics.Disconnect(DisconnectCause.ConnectTimeout);
+            }
+            return;
+        }
+        _services.Metrics.ClientDisconnected(_version);
+        _services.Metrics.Disconnect(_cause);
+        var session = _session!;
+        bool stillOwner = _services.Sessions.Detach(session, this, _disconnectSessionExpiry);
+        if (_will is { } will && _publishWill)
+        {
+            uint delay = will.Properties?.WillDelayInterval ?? 0;
+            delay = Math.Min(delay, stillOwner ? session.ExpiryIntervalSeconds : 0);
+            _services.Wills.Publish(_clientId, BuildWillMessage(will), delay);
+        }
+        BrokerLog.ClientDisconnected(_services.Logger, _clientId, VersionText, _keepAlive, _cause,
+            _causeDetail is null ? string.Empty : (_causeDetail.StartsWith(' ') ? _causeDetail : ": " + _causeDetail));
+    }
+
+    private string VersionText => V5 ? "5.0" : "3.1.1";
+
+    private ApplicationMessage BuildWillMessage(WillMessage will)
+    {
+        var props = will.Properties;
+        MqttProperties? forwarded = null;
+        if (props is not null)
+        {
+            forwarded = props.Clone();
+            forwarded.WillDelayInterval = null;
+            forwarded.MessageExpiryInterval = null;
+        }
+        return new ApplicationMessage
+        {
+            Topic = will.Topic,
+            TopicUtf8 = System.Text.Encoding.UTF8.GetBytes(will.Topic),
+            Payload = will.Payload,
+            QoS = will.QoS,
+            Retain = will.Retain,
+            Properties = forwarded is { IsEmpty: false } ? forwarded : null,
+            PublisherClientId = _clientId,
+            ExpiryIntervalSeconds = props?.MessageExpiryInterval,
+            ReceivedTimestamp = _services.Time.GetTimestamp(),
+        };
+    }
+
+    // IKeepAliveTarget
+
+    /// <summary>Input is waiting that the read loop has not seen: in the socket, or in the pipe.</summary>
+    public bool HasUnreadInput => _transport.HasUnreadInput || _transport.BytesReceived > Volatile.Read(ref _bytesSeen);
+
+    public void OnDeadlineExpired(in DeadlineExpiry expiry)
+    {
+        if (expiry.Kind == DeadlineKind.Connect)
+        {
+            BrokerLog.ConnectTimeout(_services.Logger, _transport.RemoteEndPoint, expiry.Timeout.TotalSeconds);
+            End(DisconnectCause.ConnectTimeout, $"no CONNECT within {expiry.Timeout.TotalSeconds}s");
+            return;
+        }
+        _services.Metrics.KeepAliveExpired();
+        BrokerLog.KeepAliveTimeout(_services.Logger, _clientId, VersionText, _keepAlive, expiry.Elapsed.TotalSeconds, expiry.Timeout.TotalSeconds);
+        // Terminated at once: the peer is presumed gone and cannot take part in a close handshake.
+        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout);
+        End(DisconnectCause.KeepAliveTimeout, $"no packet for {expiry.Elapsed.TotalSeconds:F3}s",
+            graceful: told, flushTimeout: KeepAliveDisconnectFlushTimeout);
+    }
+
+    // IDeliveryTarget
+
+    public void NotifyPending() => RingDoorbell();
+
+    public void OnQueueOverflow()
+    {
+        // Called under the session's lock: end the connection from the thread pool, not here.
+        ThreadPool.UnsafeQueueUserWorkItem(static c =>
+        {
+            BrokerLog.SlowConsumer(c._services.Logger, c._clientId, c._session?.PendingCount ?? 0);
+            if (c.V5)
+            {
+                c.TryWriteDisconnect(ReasonCode.QuotaExceeded);
+            }
+            c.End(DisconnectCause.SlowConsumer, "queue of QoS 1/2 messages full");
+        }, this, preferLocal: false);
+    }
+
+    /// <summary>Another connection took the session over [MQTT-3.1.4-3].</summary>
+    public void TakeOver()
+    {
+        if (V5)
+        {
+            TryWriteDisconnect(ReasonCode.SessionTakenOver);
+        }
+        End(DisconnectCause.Takeover, "another connection with the same client id", graceful: V5);
+    }
+
+    /// <summary>Broker shutdown: tell 5.0 clients (0x8B), flush, close.</summary>
+    public Task ShutdownAsync()
+    {
+        if (_connected && V5)
+        {
+            TryWriteDisconnect(ReasonCode.ServerShuttingDown);
+        }
+        End(DisconnectCause.ServerShutdown, null, graceful: true);
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,47 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+
+namespace Broker.Diagnostics;
+
+/// <summary>Source-generated log messages with stable event ids. Nothing here is logged per packet at Information.</summary>
+internal static partial class BrokerLog
+{
+    [LoggerMessage(1, LogLevel.Information, "MQTT listener on {EndPoint}")]
+    public static partial void Listening(ILogger logger, EndPoint endPoint);
+
+    [LoggerMessage(2, LogLevel.Information, "Client {ClientId} connected from {RemoteEndPoint}: MQTT {Version}, keep-alive {KeepAlive}s (requested {RequestedKeepAlive}s), clean start {CleanStart}, session present {SessionPresent}")]
+    public static partial void ClientConnected(ILogger logger, string clientId, EndPoint? remoteEndPoint, string version, int keepAlive, int requestedKeepAlive, bool cleanStart, bool sessionPresent);
+
+    [LoggerMessage(3, LogLevel.Information, "Client {ClientId} disconnected: MQTT {Version}, keep-alive {KeepAlive}s, reason {Cause}{Detail}")]
+    public static partial void ClientDisconnected(ILogger logger, string clientId, string version, int keepAlive, DisconnectCause cause, string detail);
+
+    [LoggerMessage(4, LogLevel.Warning, "Client {ClientId} timed out: MQTT {Version}, keep-alive {KeepAlive}s, no packet for {SilentSeconds:F3}s (limit {LimitSeconds:F3}s)")]
+    public static partial void KeepAliveTimeout(ILogger logger, string clientId, string version, int keepAlive, double silentSeconds, double limitSeconds);
+
+    [LoggerMessage(5, LogLevel.Information, "Connection from {RemoteEndPoint} refused: {Reason}")]
+    public static partial void ConnectRefused(ILogger logger, EndPoint? remoteEndPoint, string reason);
+
+    [LoggerMessage(6, LogLevel.Information, "Connection from {RemoteEndPoint} closed: no CONNECT within {TimeoutSeconds}s")]
+    public static partial void ConnectTimeout(ILogger logger, EndPoint? remoteEndPoint, double timeoutSeconds);
+
+    [LoggerMessage(7, LogLevel.Information, "Client {ClientId} from {RemoteEndPoint} sent an invalid packet, closing: {Error}")]
+    public static partial void ProtocolViolation(ILogger logger, string clientId, EndPoint? remoteEndPoint, string error);
+
+    [LoggerMessage(8, LogLevel.Warning, "Client {ClientId} is too slow: {Queued} messages queued, disconnecting")]
+    public static partial void SlowConsumer(ILogger logger, string clientId, int queued);
+
+    [LoggerMessage(9, LogLevel.Error, "Unexpected error on the connection of {ClientId}")]
+    public static partial void ConnectionFault(ILogger logger, string clientId, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Information, "Broker shutting down: closing {Count} connections")]
+    public static partial void ShuttingDown(ILogger logger, int count);
+
+    [LoggerMessage(11, LogLevel.Error, "Accept loop failed")]
+    public static partial void AcceptFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(12, LogLevel.Debug, "Session {ClientId} expired")]
+    public static partial void SessionExpired(ILogger logger, string clientId);
+
+    [LoggerMessage(13, LogLevel.Warning, "Keep-alive wheel tick ran {LagMs:F0} ms late: the broker was stalled; connections with unread input are not expired")]
+    public static partial void TickLag(ILogger logger, double lagMs);
+}

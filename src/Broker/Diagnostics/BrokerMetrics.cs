@@ -1,0 +1,147 @@
+using System.Diagnostics.Metrics;
+using Broker.Protocol;
+
+namespace Broker.Diagnostics;
+
+/// <summary>Why a connection ended: one value per connection, used by the log line and the metric.</summary>
+internal enum DisconnectCause
+{
+    ClientDisconnect,
+    ClientDisconnectWithWill,
+    KeepAliveTimeout,
+    ConnectTimeout,
+    SocketClosed,
+    SocketError,
+    ProtocolError,
+    Takeover,
+    ServerShutdown,
+    SlowConsumer,
+    ConnectRefused,
+}
+
+internal enum ConnectResult
+{
+    Accepted,
+    UnsupportedProtocolVersion,
+    IdentifierRejected,
+    KeepAliveRefused,
+    MalformedConnect,
+}
+
+internal enum DropReason
+{
+    NoSubscribers,
+    QoS0Congestion,
+    OfflineQueueFull,
+    QueueOverflow,
+    Expired,
+    PacketTooLarge,
+}
+
+/// <summary>
+/// The broker's instruments (System.Diagnostics.Metrics, exported by OpenTelemetry). Tag lists are built once
+/// per value so that recording on the hot path does not allocate.
+/// </summary>
+internal sealed class BrokerMetrics : IDisposable
+{
+    public const string MeterName = "MqttBroker";
+
+    private readonly Meter _meter;
+    private readonly UpDownCounter<long> _connected;
+    private readonly Counter<long> _connectAttempts;
+    private readonly Counter<long> _disconnects;
+    private readonly Histogram<double> _negotiatedKeepAlive;
+    private readonly Counter<long> _keepAliveExpiries;
+    private readonly Histogram<double> _tickLag;
+    private readonly Counter<long> _packetsReceived;
+    private readonly Counter<long> _packetsSent;
+    private readonly Counter<long> _bytesReceived;
+    private readonly Counter<long> _bytesSent;
+    private readonly Counter<long> _messagesPublished;
+    private readonly Counter<long> _messagesDelivered;
+    private readonly Counter<long> _messagesDropped;
+
+    private readonly KeyValuePair<string, object?>[] _versionTags;
+    private readonly KeyValuePair<string, object?>[] _connectTags;
+    private readonly KeyValuePair<string, object?>[] _causeTags;
+    private readonly KeyValuePair<string, object?>[] _packetTypeTags;
+    private readonly KeyValuePair<string, object?>[] _qosTags;
+    private readonly KeyValuePair<string, object?>[] _dropTags;
+
+    public BrokerMetrics(IMeterFactory? meterFactory = null)
+    {
+        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+        _connected = _meter.CreateUpDownCounter<long>("mqtt.clients.connected", "{client}", "Clients with an accepted CONNECT, by protocol version");
+        _connectAttempts = _meter.CreateCounter<long>("mqtt.connect.attempts", "{attempt}", "CONNECT packets by result");
+        _disconnects = _meter.CreateCounter<long>("mqtt.disconnects", "{connection}", "Ended connections by cause");
+        _negotiatedKeepAlive = _meter.CreateHistogram<double>("mqtt.keepalive.negotiated", "s", "Keep-alive in force after negotiation",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0, 5, 10, 30, 60, 120, 300, 600, 1200, 3600, 65535] });
+        _keepAliveExpiries = _meter.CreateCounter<long>("mqtt.keepalive.expiries", "{connection}", "Connections closed because no packet arrived within 1.5 x keep-alive");
+        _tickLag = _meter.CreateHistogram<double>("mqtt.timer_wheel.tick_lag", "s", "How late the keep-alive wheel ran each tick",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5] });
+        _packetsReceived = _meter.CreateCounter<long>("mqtt.packets.received", "{packet}", "Control packets received, by type");
+        _packetsSent = _meter.CreateCounter<long>("mqtt.packets.sent", "{packet}", "Control packets sent, by type");
+        _bytesReceived = _meter.CreateCounter<long>("mqtt.bytes.received", "By", "Bytes received from clients");
+        _bytesSent = _meter.CreateCounter<long>("mqtt.bytes.sent", "By", "Bytes sent to clients");
+        _messagesPublished = _meter.CreateCounter<long>("mqtt.messages.published", "{message}", "PUBLISH messages accepted from clients (and wills), by QoS");
+        _messagesDelivered = _meter.CreateCounter<long>("mqtt.messages.delivered", "{message}", "PUBLISH messages written to subscribers, by QoS");
+        _messagesDropped = _meter.CreateCounter<long>("mqtt.messages.dropped", "{message}", "Messages not delivered, by reason");
+
+        _versionTags = [Tag("protocol", "3.1.1"), Tag("protocol", "5.0")];
+        _connectTags = Tags<ConnectResult>("result");
+        _causeTags = Tags<DisconnectCause>("cause");
+        _packetTypeTags = Enumerable.Range(0, 16).Select(i => Tag("type", ((PacketType)i).ToString().ToUpperInvariant())).ToArray();
+        _qosTags = [Tag("qos", "0"), Tag("qos", "1"), Tag("qos", "2")];
+        _dropTags = Tags<DropReason>("reason");
+    }
+
+    public Meter Meter => _meter;
+
+    private static KeyValuePair<string, object?> Tag(string key, string value) => new(key, value);
+
+    private static KeyValuePair<string, object?>[] Tags<TEnum>(string key) where TEnum : struct, Enum
+        => Enum.GetValues<TEnum>().Select(v => Tag(key, ToSnakeCase(v.ToString()))).ToArray();
+
+    private static string ToSnakeCase(string name)
+    {
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (char.IsUpper(name[i]) && i > 0 && !char.IsUpper(name[i - 1]))
+            {
+                sb.Append('_');
+            }
+            sb.Append(char.ToLowerInvariant(name[i]));
+        }
+        return sb.ToString();
+    }
+
+    private KeyValuePair<string, object?> Version(MqttProtocolVersion v) => _versionTags[v == MqttProtocolVersion.V500 ? 1 : 0];
+
+    public void ClientConnected(MqttProtocolVersion v) => _connected.Add(1, Version(v));
+    public void ClientDisconnected(MqttProtocolVersion v) => _connected.Add(-1, Version(v));
+    public void ConnectAttempt(ConnectResult result) => _connectAttempts.Add(1, _connectTags[(int)result]);
+    public void Disconnect(DisconnectCause cause) => _disconnects.Add(1, _causeTags[(int)cause]);
+    public void KeepAliveNegotiated(int seconds) => _negotiatedKeepAlive.Record(seconds);
+    public void KeepAliveExpired() => _keepAliveExpiries.Add(1);
+    public void TickLag(TimeSpan lag) => _tickLag.Record(lag.TotalSeconds);
+    public void PacketReceived(PacketType type) => _packetsReceived.Add(1, _packetTypeTags[(int)type]);
+    public void PacketSent(PacketType type) => _packetsSent.Add(1, _packetTypeTags[(int)type]);
+    public void BytesReceived(long n) => _bytesReceived.Add(n);
+    public void BytesSent(long n) => _bytesSent.Add(n);
+    public void MessageReceived(QualityOfService qos) => _messagesPublished.Add(1, _qosTags[(int)qos]);
+    public void MessageDelivered(QualityOfService qos) => _messagesDelivered.Add(1, _qosTags[(int)qos]);
+    public void MessageDropped(DropReason reason) => _messagesDropped.Add(1, _dropTags[(int)reason]);
+
+    /// <summary>Gauges read at collection time from the broker's state (sessions, subscriptions, retained, queues).</summary>
+    public void ObserveState(Func<IEnumerable<Measurement<long>>> sessions, Func<long> subscriptions, Func<long> retained,
+        Func<IEnumerable<Measurement<long>>> queued)
+    {
+        _meter.CreateObservableGauge("mqtt.sessions", sessions, "{session}", "Sessions by state (online, offline)");
+        _meter.CreateObservableGauge("mqtt.subscriptions", subscriptions, "{subscription}", "Subscriptions in the topic tree");
+        _meter.CreateObservableGauge("mqtt.retained.messages", retained, "{message}", "Retained messages stored");
+        _meter.CreateObservableGauge("mqtt.messages.pending", queued, "{message}", "QoS 1/2 messages queued or in flight to clients (state)");
+    }
+
+    public void Dispose() => _meter.Dispose();
+}

@@ -1,0 +1,85 @@
+using Broker.Connections;
+using Broker.Connections.KeepAlive;
+using Broker.Diagnostics;
+using Broker.Routing;
+using Broker.Sessions;
+using Broker.Transport;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Hosting;
+
+/// <summary>Builds the broker's Generic Host; Program and the in-process tests share it.</summary>
+internal static class BrokerHost
+{
+    public static HostApplicationBuilder CreateBuilder(string[] args, Action<HostApplicationBuilder>? configure = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            Args = args,
+            ContentRootPath = FindContentRoot(),
+        });
+        configure?.Invoke(builder);
+        AddBroker(builder.Services, builder.Configuration);
+        return builder;
+    }
+
+    /// <summary>
+    /// The directory holding appsettings.json: the working directory when the README's command runs from the
+    /// repository root, else next to the binary (the container copies it there).
+    /// </summary>
+    private static string FindContentRoot()
+    {
+        string cwd = Directory.GetCurrentDirectory();
+        if (File.Exists(Path.Combine(cwd, "appsettings.json")))
+        {
+            return cwd;
+        }
+        return File.Exists(Path.Combine(AppContext.BaseDirectory, "appsettings.json")) ? AppContext.BaseDirectory : cwd;
+    }
+
+    public static void AddBroker(IServiceCollection services, IConfiguration configuration)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        AddValidatedOptions<TcpOptions, TcpOptionsValidator>(services, configuration, TcpOptions.SectionName);
+        AddValidatedOptions<TcpKeepAliveOptions, TcpKeepAliveOptionsValidator>(services, configuration, TcpKeepAliveOptions.SectionName);
+        AddValidatedOptions<BrokerLimitsOptions, BrokerLimitsOptionsValidator>(services, configuration, BrokerLimitsOptions.Section);
+        services.AddKeepAliveEngine(configuration);
+
+        services.AddMetrics();
+        services.TryAddSingleton(sp => new BrokerMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.TryAddSingleton<Router>();
+        services.TryAddSingleton<SessionStore>();
+        services.TryAddSingleton<WillPublisher>();
+        services.TryAddSingleton<ConnectionRegistry>();
+        services.TryAddSingleton<SocketListener>();
+        services.TryAddSingleton(sp => new ConnectionServices(
+            sp.GetRequiredService<SessionStore>(),
+            sp.GetRequiredService<Router>(),
+            sp.GetRequiredService<WillPublisher>(),
+            sp.GetRequiredService<TimerWheel>(),
+            sp.GetRequiredService<KeepAlivePolicy>(),
+            sp.GetRequiredService<IOptions<KeepAliveOptions>>().Value,
+            sp.GetRequiredService<IOptions<BrokerLimitsOptions>>().Value,
+            sp.GetRequiredService<BrokerMetrics>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Connections"),
+            sp.GetRequiredService<ConnectionRegistry>()));
+        services.TryAddSingleton<BrokerServer>();
+        services.AddHostedService(sp => sp.GetRequiredService<BrokerServer>());
+        services.AddHostedService<SessionExpiryService>();
+        services.AddHostedService<BrokerStateObserver>();
+    }
+
+    private static void AddValidatedOptions<TOptions, TValidator>(IServiceCollection services, IConfiguration configuration, string section)
+        where TOptions : class
+        where TValidator : class, IValidateOptions<TOptions>
+    {
+        services.AddOptions<TOptions>().Bind(configuration.GetSection(section), o => o.ErrorOnUnknownConfiguration = true).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>());
+    }
+}

@@ -1,0 +1,180 @@
+using Broker.Diagnostics;
+using Broker.Hosting;
+using Broker.Protocol;
+using Broker.Sessions;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Routing;
+
+/// <summary>
+/// Matches published topics against the subscription tree and hands each subscriber one copy
+/// (overlapping subscriptions merged: highest QoS, every Subscription Identifier [MQTT-3.3.4-2..5]).
+/// The publisher never waits for a subscriber: enqueueing is a short lock on the subscriber's session.
+/// </summary>
+internal sealed class Router
+{
+    private readonly SubscriptionTree<Subscription> _tree = new();
+    private readonly RetainedMessageStore<ApplicationMessage> _retained = new();
+    private readonly TimeProvider _time;
+    private readonly BrokerMetrics _metrics;
+    private readonly int _maxQueued;
+
+    public Router(TimeProvider time, IOptions<BrokerLimitsOptions> limits, BrokerMetrics metrics)
+    {
+        _time = time;
+        _metrics = metrics;
+        _maxQueued = limits.Value.MaxQueuedMessages;
+    }
+
+    public int SubscriptionCount => _tree.Count;
+    public int RetainedCount => _retained.Count;
+
+    /// <summary>Adds or replaces a subscription [MQTT-3.8.4-3]. Returns true when it did not exist before.</summary>
+    public bool Subscribe(Subscription subscription)
+    {
+        subscription.Session.AddOrReplaceSubscription(subscription, out var replaced);
+        _tree.Subscribe(subscription.Filter, subscription.Session.ClientId, subscription);
+        return replaced is null;
+    }
+
+    public bool Unsubscribe(string filter, Session session)
+    {
+        bool existed = session.RemoveSubscription(filter, out _);
+        return _tree.Unsubscribe(filter, session.ClientId) || existed;
+    }
+
+    /// <summary>
+    /// First phase of a publish: finds who wants <paramref name="topic"/>. No allocation when nobody does,
+    /// so a QoS 0 publish without subscribers costs a tree walk and nothing else.
+    /// </summary>
+    public void Match(ReadOnlySpan<char> topic, string? publisherClientId, RouteBuffer buffer)
+    {
+        buffer.Reset(publisherClientId);
+        _tree.Match(topic, ref buffer);
+    }
+
+    /// <summary>Second phase: hands the built message to every matched session.</summary>
+    public void Deliver(ApplicationMessage message, RouteBuffer buffer)
+    {
+        _metrics.MessageReceived(message.QoS);
+        if (message.Retain)
+        {
+            SetRetained(message);
+        }
+        var targets = buffer.Targets;
+        for (int i = 0; i < targets.Count; i++)
+        {
+            var t = targets[i];
+            var qos = (QualityOfService)Math.Min((int)message.QoS, (int)t.MaxQoS);
+            var outbound = new OutboundMessage(message, qos, t.RetainAsPublished && message.Retain, t.SubscriptionIdentifiers?.ToArray());
+            var result = t.Session.Enqueue(outbound, _maxQueued);
+            switch (result)
+            {
+                case EnqueueResult.Queued:
+                    break;
+                case EnqueueResult.DroppedQoS0:
+                    _metrics.MessageDropped(DropReason.QoS0Congestion);
+                    break;
+                case EnqueueResult.DroppedOffline:
+                    _metrics.MessageDropped(DropReason.OfflineQueueFull);
+                    break;
+                case EnqueueResult.Overflow:
+                    _metrics.MessageDropped(DropReason.QueueOverflow);
+                    break;
+            }
+        }
+        if (targets.Count == 0)
+        {
+            _metrics.MessageDropped(DropReason.NoSubscribers);
+        }
+    }
+
+    /// <summary>Publish in one step (wills, server messages): allocation is fine off the hot path.</summary>
+    public void Publish(ApplicationMessage message)
+    {
+        var buffer = new RouteBuffer();
+        Match(message.Topic, message.PublisherClientId, buffer);
+        Deliver(message, buffer);
+    }
+
+    private void SetRetained(ApplicationMessage message)
+    {
+        // [MQTT-3.3.1-10/11] an empty retained payload removes the retained message and is not stored.
+        _retained.Set(message.Topic, message.Payload.IsEmpty ? null : message);
+    }
+
+    /// <summary>Retained messages matching a new subscription's filter, expired ones left out [MQTT-3.3.2-5].</summary>
+    public List<ApplicationMessage> GetRetained(string filter)
+    {
+        var found = new List<ApplicationMessage>();
+        _retained.Match(filter, found);
+        long now = _time.GetTimestamp();
+        found.RemoveAll(m => m.RemainingExpirySeconds(now, _time.TimestampFrequency) is <= 0);
+        return found;
+    }
+}
+
+/// <summary>
+/// The subscribers of one publish, merged per session. Owned by one connection and reused for every
+/// packet it reads, so routing allocates nothing when nobody subscribed.
+/// </summary>
+internal sealed class RouteBuffer : ISubscriptionVisitor<Subscription>
+{
+    private readonly List<RouteTarget> _targets = new();
+    private readonly Dictionary<Session, int> _indexBySession = new(ReferenceEqualityComparer.Instance);
+    private string? _publisher;
+
+    public List<RouteTarget> Targets => _targets;
+
+    public void Reset(string? publisherClientId)
+    {
+        _publisher = publisherClientId;
+        _targets.Clear();
+        _indexBySession.Clear();
+    }
+
+    public void Visit(string clientId, Subscription subscription, string? shareName)
+    {
+        // [MQTT-3.8.3-3] No Local: not back to the publisher.
+        if (subscription.NoLocal && string.Equals(_publisher, clientId, StringComparison.Ordinal))
+        {
+            return;
+        }
+        var session = subscription.Session;
+        if (_indexBySession.TryGetValue(session, out int index))
+        {
+            var merged = _targets[index];
+            if (subscription.QoS > merged.MaxQoS)
+            {
+                merged.MaxQoS = subscription.QoS;
+            }
+            merged.RetainAsPublished |= subscription.RetainAsPublished;
+            if (subscription.SubscriptionIdentifier is { } id)
+            {
+                (merged.SubscriptionIdentifiers ??= new List<int>()).Add(id);
+            }
+            _targets[index] = merged;
+            return;
+        }
+        // Overlap is only possible when the session has more than one subscription: skip the map otherwise.
+        if (session.SubscriptionCountHint > 1)
+        {
+            _indexBySession[session] = _targets.Count;
+        }
+        _targets.Add(new RouteTarget
+        {
+            Session = session,
+            MaxQoS = subscription.QoS,
+            RetainAsPublished = subscription.RetainAsPublished,
+            SubscriptionIdentifiers = subscription.SubscriptionIdentifier is { } sid ? new List<int> { sid } : null,
+        });
+    }
+}
+
+internal struct RouteTarget
+{
+    public Session Session;
+    public QualityOfService MaxQoS;
+    public bool RetainAsPublished;
+    public List<int>? SubscriptionIdentifiers;
+}

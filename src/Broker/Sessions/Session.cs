@@ -1,0 +1,300 @@
+using Broker.Protocol;
+
+namespace Broker.Sessions;
+
+/// <summary>Who is notified when a session has something to send: the connection bound to it, if any.</summary>
+internal interface IDeliveryTarget
+{
+    void NotifyPending();
+    /// <summary>The session's queue overflowed while the client was connected: it is too slow to keep.</summary>
+    void OnQueueOverflow();
+}
+
+internal enum EnqueueResult
+{
+    Queued,
+    /// <summary>QoS 0 dropped: client offline, or its queue is full.</summary>
+    DroppedQoS0,
+    /// <summary>QoS 1/2 dropped because the queue of an offline session is full.</summary>
+    DroppedOffline,
+    /// <summary>QoS 1/2 did not fit while the client is online: the client is disconnected.</summary>
+    Overflow,
+}
+
+/// <summary>
+/// The server side session state of [MQTT-4.1]: subscriptions, messages queued and in flight to the client,
+/// and QoS 2 packet identifiers received but not yet released. It outlives connections for persistent sessions.
+/// All state is guarded by one lock; connection threads and the router touch it briefly.
+/// </summary>
+internal sealed class Session
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
+    private readonly Queue<OutboundMessage> _pending = new();
+    private readonly OrderedDictionary<ushort, InflightMessage> _inflight = new();
+    private readonly HashSet<ushort> _inboundQoS2 = new();
+    private ushort _lastPacketId;
+
+    public Session(string clientId)
+    {
+        ClientId = clientId;
+    }
+
+    public string ClientId { get; }
+
+    /// <summary>Seconds the session survives its connection; uint.MaxValue = never expires.</summary>
+    public uint ExpiryIntervalSeconds { get; set; }
+
+    /// <summary>TimeProvider timestamp of the last disconnect, for expiry.</summary>
+    public long DisconnectedTimestamp { get; set; }
+
+    /// <summary>The connection bound to this session; null while offline.</summary>
+    public IDeliveryTarget? Owner { get; private set; }
+
+    public bool IsOnline => Owner is not null;
+
+    public int SubscriptionCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _subscriptions.Count;
+            }
+        }
+    }
+
+    public int PendingCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
+    public int InflightCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _inflight.Count;
+            }
+        }
+    }
+
+    public void Bind(IDeliveryTarget owner)
+    {
+        lock (_gate)
+        {
+            Owner = owner;
+        }
+    }
+
+    /// <summary>Unbinds only if <paramref name="owner"/> is still the owner (a takeover may have rebound it).</summary>
+    public bool Unbind(IDeliveryTarget owner, long now)
+    {
+        lock (_gate)
+        {
+            if (!ReferenceEquals(Owner, owner))
+            {
+                return false;
+            }
+            Owner = null;
+            DisconnectedTimestamp = now;
+            return true;
+        }
+    }
+
+    /// <summary>Read without the lock by the router to decide whether overlapping subscriptions must be merged.</summary>
+    public int SubscriptionCountHint => Volatile.Read(ref _subscriptionCountHint);
+
+    private int _subscriptionCountHint;
+
+    public bool AddOrReplaceSubscription(Subscription subscription, out Subscription? replaced)
+    {
+        lock (_gate)
+        {
+            _subscriptions.TryGetValue(subscription.Filter, out replaced);
+            _subscriptions[subscription.Filter] = subscription;
+            Volatile.Write(ref _subscriptionCountHint, _subscriptions.Count);
+            return replaced is null;
+        }
+    }
+
+    public bool RemoveSubscription(string filter, out Subscription? removed)
+    {
+        lock (_gate)
+        {
+            bool found = _subscriptions.Remove(filter, out removed);
+            Volatile.Write(ref _subscriptionCountHint, _subscriptions.Count);
+            return found;
+        }
+    }
+
+    public Subscription[] GetSubscriptions()
+    {
+        lock (_gate)
+        {
+            return [.. _subscriptions.Values];
+        }
+    }
+
+    /// <summary>Called by the router for every matching message.</summary>
+    public EnqueueResult Enqueue(in OutboundMessage message, int maxQueued)
+    {
+        IDeliveryTarget? owner;
+        lock (_gate)
+        {
+            owner = Owner;
+            if (message.QoS == QualityOfService.AtMostOnce)
+            {
+                // QoS 0 is not kept for offline sessions, and is the first thing dropped for a slow client.
+                if (owner is null || _pending.Count >= maxQueued)
+                {
+                    return EnqueueResult.DroppedQoS0;
+                }
+            }
+            else if (_pending.Count >= maxQueued)
+            {
+                if (owner is null)
+                {
+                    return EnqueueResult.DroppedOffline;
+                }
+                owner.OnQueueOverflow();
+                return EnqueueResult.Overflow;
+            }
+            _pending.Enqueue(message);
+        }
+        owner?.NotifyPending();
+        return EnqueueResult.Queued;
+    }
+
+    /// <summary>
+    /// Takes the next message to send. QoS 1/2 messages wait while the in-flight window is full, and with them
+    /// everything queued behind them, which keeps per-topic order [MQTT-4.6.0-6].
+    /// </summary>
+    public bool TryTakeNext(int inflightWindow, out OutboundMessage message, out ushort packetId)
+    {
+        lock (_gate)
+        {
+            packetId = 0;
+            if (!_pending.TryPeek(out message))
+            {
+                return false;
+            }
+            if (message.QoS != QualityOfService.AtMostOnce)
+            {
+                if (_inflight.Count >= inflightWindow)
+                {
+                    return false;
+                }
+                packetId = NextPacketId();
+                _inflight.Add(packetId, new InflightMessage { Outbound = message, PacketId = packetId });
+            }
+            _pending.Dequeue();
+            return true;
+        }
+    }
+
+    private ushort NextPacketId()
+    {
+        // Identifiers in use by in-flight messages are skipped [MQTT-2.2.1-3]; the window is < 65535 so one is free.
+        do
+        {
+            _lastPacketId = _lastPacketId == ushort.MaxValue ? (ushort)1 : (ushort)(_lastPacketId + 1);
+        }
+        while (_inflight.ContainsKey(_lastPacketId));
+        return _lastPacketId;
+    }
+
+    /// <summary>PUBACK (QoS 1) or PUBCOMP (QoS 2): the message is done.</summary>
+    public bool Complete(ushort packetId, QualityOfService expected)
+    {
+        lock (_gate)
+        {
+            if (_inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == expected
+                && (expected == QualityOfService.AtLeastOnce || inflight.Released))
+            {
+                _inflight.Remove(packetId);
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>PUBREC: the client has the QoS 2 message; from now on only PUBREL is resent [MQTT-4.3.3-5].</summary>
+    public bool Release(ushort packetId)
+    {
+        lock (_gate)
+        {
+            if (_inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == QualityOfService.ExactlyOnce)
+            {
+                inflight.Released = true;
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>PUBREC with a failure reason code (5.0): the message is done [MQTT-4.3.3-?].</summary>
+    public void Drop(ushort packetId)
+    {
+        lock (_gate)
+        {
+            _inflight.Remove(packetId);
+        }
+    }
+
+    /// <summary>In-flight messages in the order they were first sent, for resending after a reconnect [MQTT-4.4.0-1].</summary>
+    public InflightMessage[] GetInflight()
+    {
+        lock (_gate)
+        {
+            return [.. _inflight.Values];
+        }
+    }
+
+    /// <summary>Records an incoming QoS 2 packet id; false if it was already there (a resend: do not route again).</summary>
+    public bool TryAddInboundQoS2(ushort packetId, int receiveMaximum, out bool exceeded)
+    {
+        lock (_gate)
+        {
+            exceeded = false;
+            if (_inboundQoS2.Contains(packetId))
+            {
+                return false;
+            }
+            if (_inboundQoS2.Count >= receiveMaximum)
+            {
+                exceeded = true;
+                return false;
+            }
+            _inboundQoS2.Add(packetId);
+            return true;
+        }
+    }
+
+    public bool RemoveInboundQoS2(ushort packetId)
+    {
+        lock (_gate)
+        {
+            return _inboundQoS2.Remove(packetId);
+        }
+    }
+
+    /// <summary>How many inbound QoS 2 publishes wait for PUBREL: they count against the broker's Receive Maximum.</summary>
+    public int InboundQoS2Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _inboundQoS2.Count;
+            }
+        }
+    }
+}
