@@ -39,28 +39,37 @@ internal sealed partial class MqttConnection
     {
         var reader = _doorbell.Reader;
         var output = _transport.Output;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        try
         {
-            reader.TryRead(out _);
-            bool more;
-            do
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                more = _connected && WritePendingMessages();
-                FlushResult flushed;
-                try
+                reader.TryRead(out _);
+                bool more;
+                do
                 {
-                    flushed = await output.FlushAsync().ConfigureAwait(false);
+                    more = _connected && WritePendingMessages();
+                    var flushed = await output.FlushAsync(_flushCancel.Token).ConfigureAwait(false);
+                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    {
+                        return;
+                    }
                 }
-                catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException or System.IO.IOException)
-                {
-                    return;
-                }
-                if (flushed.IsCompleted || flushed.IsCanceled)
-                {
-                    return;
-                }
+                while (more);
             }
-            while (more);
+            if (Volatile.Read(ref _graceful))
+            {
+                // Whatever was written after the last flush (a refusal CONNACK, a DISCONNECT) goes out before the close.
+                await output.FlushAsync(_flushCancel.Token).ConfigureAwait(false);
+                await _transport.CloseAsync(_gracefulFlushTimeout).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            _transport.Abort("graceful close timed out: the client does not read");
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException or System.IO.IOException)
+        {
+            _transport.Abort(ex.Message);
         }
     }
 

@@ -48,6 +48,9 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private uint? _disconnectSessionExpiry;
     private long _bytesSeen;
     private bool _writesClosed;
+    private bool _graceful;
+    private TimeSpan _gracefulFlushTimeout;
+    private readonly CancellationTokenSource _flushCancel = new();
 
     // Negotiated limits of the client (5.0), defaults for 3.1.1.
     private int _clientReceiveMaximum = ushort.MaxValue;
@@ -316,8 +319,8 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     }
 
     /// <summary>
-    /// Ends the connection once, whoever calls first. Graceful hands what was written to the transport to
-    /// flush within the timeout; otherwise the socket is closed at once.
+    /// Ends the connection once, whoever calls first. Graceful lets the send loop flush what was written
+    /// (a CONNACK refusal, a DISCONNECT) within the timeout and then close; otherwise the socket is closed at once.
     /// </summary>
     private void End(DisconnectCause cause, string? detail, bool graceful = false, TimeSpan? flushTimeout = null)
     {
@@ -328,22 +331,22 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         _cause = cause;
         _causeDetail = detail;
         _services.Wheel.Remove(_deadline);
-        _doorbell.Writer.TryComplete();
+        lock (_writeLock)
+        {
+            _writesClosed = true;
+        }
         if (graceful)
         {
-            lock (_writeLock)
-            {
-                // Completing the writer commits what was written but not flushed, so the DISCONNECT goes out.
-                _writesClosed = true;
-            }
-            _ = _transport.CloseAsync(flushTimeout ?? GracefulFlushTimeout);
+            var timeout = flushTimeout ?? GracefulFlushTimeout;
+            _gracefulFlushTimeout = timeout;
+            Volatile.Write(ref _graceful, true);
+            // A client that does not read cannot hold the close: the flush is cancelled after the timeout.
+            _flushCancel.CancelAfter(timeout);
+            _doorbell.Writer.TryComplete();
         }
         else
         {
-            lock (_writeLock)
-            {
-                _writesClosed = true;
-            }
+            _doorbell.Writer.TryComplete();
             _transport.Abort(cause.ToString());
         }
     }

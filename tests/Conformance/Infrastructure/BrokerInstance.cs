@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Broker.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Conformance.Infrastructure;
+
+/// <summary>
+/// The real broker host started in-process on 127.0.0.1 and an ephemeral port, with optional configuration
+/// overrides. Log lines are collected so tests can assert on them (and on the absence of errors).
+/// </summary>
+internal sealed class BrokerInstance : IAsyncDisposable
+{
+    private readonly IHost _host;
+
+    private BrokerInstance(IHost host, IPEndPoint endPoint, LogCollector logs)
+    {
+        _host = host;
+        EndPoint = endPoint;
+        Logs = logs;
+    }
+
+    public IPEndPoint EndPoint { get; }
+    public int Port => EndPoint.Port;
+    public IServiceProvider Services => _host.Services;
+    public LogCollector Logs { get; }
+
+    public static async Task<BrokerInstance> StartAsync(IDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? configureServices = null)
+    {
+        var logs = new LogCollector();
+        var builder = BrokerHost.CreateBuilder([], b =>
+        {
+            var overrides = new Dictionary<string, string?>
+            {
+                ["Broker:Tcp:Address"] = "127.0.0.1",
+                ["Broker:Tcp:Port"] = "0",
+            };
+            if (settings is not null)
+            {
+                foreach (var (key, value) in settings)
+                {
+                    overrides[key] = value;
+                }
+            }
+            b.Configuration.AddInMemoryCollection(overrides);
+            b.Logging.ClearProviders();
+            b.Logging.AddProvider(logs);
+            b.Logging.SetMinimumLevel(LogLevel.Debug);
+            configureServices?.Invoke(b.Services);
+        });
+        var host = builder.Build();
+        await host.StartAsync();
+        var server = host.Services.GetRequiredService<BrokerServer>();
+        return new BrokerInstance(host, server.LocalEndPoint, logs);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await _host.StopAsync(timeout.Token);
+        }
+        finally
+        {
+            _host.Dispose();
+        }
+    }
+}
+
+/// <summary>Keeps every log line of the broker under test.</summary>
+internal sealed class LogCollector : ILoggerProvider
+{
+    private readonly ConcurrentQueue<(LogLevel Level, string Category, EventId EventId, string Message)> _entries = new();
+
+    public IReadOnlyList<(LogLevel Level, string Category, EventId EventId, string Message)> Entries => [.. _entries];
+
+    public IEnumerable<string> Messages(int eventId) => _entries.Where(e => e.EventId.Id == eventId).Select(e => e.Message);
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(LogCollector owner, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            => owner._entries.Enqueue((logLevel, category, eventId, formatter(state, exception) + (exception is null ? "" : " " + exception)));
+    }
+}

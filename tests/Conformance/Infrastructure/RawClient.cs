@@ -1,0 +1,127 @@
+using System.Buffers;
+using System.Net.Sockets;
+using Broker.Protocol;
+
+namespace Conformance.Infrastructure;
+
+/// <summary>
+/// A plain TCP client for bytes MQTTnet cannot produce (malformed packets, silence): sends raw bytes or
+/// packets from the project's codec and reads packets back, every wait bounded.
+/// </summary>
+internal sealed class RawClient : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly byte[] _buffer = new byte[64 * 1024];
+    private int _buffered;
+
+    private RawClient(Socket socket)
+    {
+        _socket = socket;
+    }
+
+    public Socket Socket => _socket;
+
+    public static async Task<RawClient> ConnectAsync(BrokerInstance broker)
+    {
+        var socket = new Socket(System.Net.Sockets.AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await socket.ConnectAsync(broker.EndPoint, timeout.Token);
+        return new RawClient(socket);
+    }
+
+    public async Task SendAsync(byte[] bytes)
+    {
+        await _socket.SendAsync(bytes, SocketFlags.None);
+    }
+
+    public async Task SendAsync(MqttPacket packet, MqttProtocolVersion version)
+    {
+        var writer = new ArrayBufferWriter<byte>();
+        MqttPacketWriter.Write(writer, packet, version);
+        await _socket.SendAsync(writer.WrittenMemory, SocketFlags.None);
+    }
+
+    /// <summary>Connects with CONNECT and expects a CONNACK; returns it.</summary>
+    public async Task<ConnAckPacket> HandshakeAsync(MqttProtocolVersion version, string clientId, ushort keepAlive, bool cleanStart = true,
+        MqttProperties? properties = null, WillMessage? will = null)
+    {
+        await SendAsync(new ConnectPacket
+        {
+            ProtocolVersion = version,
+            ClientId = clientId,
+            KeepAliveSeconds = keepAlive,
+            CleanStart = cleanStart,
+            Properties = properties,
+            Will = will,
+        }, version);
+        var packet = await ReceiveAsync(version, TimeSpan.FromSeconds(5));
+        return packet as ConnAckPacket ?? throw new InvalidOperationException($"expected CONNACK, got {packet?.Type.ToString() ?? "connection closed"}");
+    }
+
+    /// <summary>The next packet, or null when the broker closed the connection. Throws TimeoutException after <paramref name="timeout"/>.</summary>
+    public async Task<MqttPacket?> ReceiveAsync(MqttProtocolVersion version, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            var sequence = new ReadOnlySequence<byte>(_buffer, 0, _buffered);
+            var status = MqttPacketReader.TryRead(sequence, version, int.MaxValue, out var packet, out var consumed, out var error);
+            if (status == ReadStatus.Complete)
+            {
+                int used = (int)sequence.Slice(0, consumed).Length;
+                Buffer.BlockCopy(_buffer, used, _buffer, 0, _buffered - used);
+                _buffered -= used;
+                return packet;
+            }
+            if (status == ReadStatus.Error)
+            {
+                throw new InvalidOperationException("broker sent an undecodable packet: " + error);
+            }
+            int n;
+            try
+            {
+                n = await _socket.ReceiveAsync(_buffer.AsMemory(_buffered), SocketFlags.None, cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"no packet within {timeout}");
+            }
+            catch (SocketException)
+            {
+                return null;
+            }
+            if (n == 0)
+            {
+                return null;
+            }
+            _buffered += n;
+        }
+    }
+
+    /// <summary>Waits until the broker closes the connection, skipping packets; returns them.</summary>
+    public async Task<List<MqttPacket>> ReadUntilClosedAsync(MqttProtocolVersion version, TimeSpan timeout)
+    {
+        var packets = new List<MqttPacket>();
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+            {
+                throw new TimeoutException($"connection still open after {timeout}");
+            }
+            var packet = await ReceiveAsync(version, left);
+            if (packet is null)
+            {
+                return packets;
+            }
+            packets.Add(packet);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _socket.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
