@@ -128,31 +128,36 @@ internal sealed class FleetClient
                 return false;
             }
 
-            if (_pendingLength > 0 && !FlushPendingLocked(socket))
-            {
-                return false;
-            }
-
-            int sent = socket.Send(packet, SocketFlags.None, out SocketError error);
-            if (error is not SocketError.Success and not SocketError.WouldBlock)
-            {
-                TerminateLater(Fleet.KindOf(error, "send-"));
-                return false;
-            }
-
-            if (sent == 0 && error == SocketError.WouldBlock)
-            {
-                return false;
-            }
-
-            LastSendTicks = Stopwatch.GetTimestamp();
-            if (sent < packet.Length)
-            {
-                QueueTailLocked(packet[sent..]);
-            }
-
-            return true;
+            return SendLocked(socket, packet);
         }
+    }
+
+    private bool SendLocked(Socket socket, ReadOnlySpan<byte> packet)
+    {
+        if (_pendingLength > 0 && !FlushPendingLocked(socket))
+        {
+            return false;
+        }
+
+        int sent = socket.Send(packet, SocketFlags.None, out SocketError error);
+        if (error is not SocketError.Success and not SocketError.WouldBlock)
+        {
+            TerminateLater(Fleet.KindOf(error, "send-"));
+            return false;
+        }
+
+        if (sent == 0 && error == SocketError.WouldBlock)
+        {
+            return false;
+        }
+
+        LastSendTicks = Stopwatch.GetTimestamp();
+        if (sent < packet.Length)
+        {
+            QueueTailLocked(packet[sent..]);
+        }
+
+        return true;
     }
 
     public bool HasPendingSend => Volatile.Read(ref _pendingLength) > 0;
@@ -181,16 +186,23 @@ internal sealed class FleetClient
     /// <summary>Our own close: no terminal event is reported, whatever the broker does afterwards.</summary>
     public void Close(bool sendDisconnect, bool abortive)
     {
-        if (sendDisconnect && State == ClientState.Connected)
-        {
-            Span<byte> disconnect = stackalloc byte[4];
-            TrySend(disconnect[..Wire.WriteDisconnect(disconnect, _fleet.Options.ProtocolVersion, 0x00)]);
-        }
-
+        // Closed first: the broker's close in answer to our DISCONNECT is then not a surprise.
         int previous = Interlocked.Exchange(ref _state, (int)ClientState.Closed);
         if (previous == (int)ClientState.Connected)
         {
             _fleet.OnClosedByUs(this);
+            if (sendDisconnect)
+            {
+                Span<byte> disconnect = stackalloc byte[4];
+                int length = Wire.WriteDisconnect(disconnect, _fleet.Options.ProtocolVersion, 0x00);
+                lock (_sendLock)
+                {
+                    if (_socket is { } socket)
+                    {
+                        SendLocked(socket, disconnect[..length]);
+                    }
+                }
+            }
         }
 
         DisposeSocket(abortive);

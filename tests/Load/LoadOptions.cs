@@ -33,7 +33,7 @@ internal sealed record LoadOptions
     public int MaxPendingConnects { get; init; } = 1000;
     public double ConnectTimeoutSeconds { get; init; } = 10;
     public double SilentFraction { get; init; } = 0.5;
-    public double SilenceWindowK { get; init; } = 2.5;
+    public double SilenceWindowK { get; init; } = 3.0;
     public int? BrokerPid { get; init; }
     public int Qos { get; init; }
     public int PayloadBytes { get; init; } = 64;
@@ -57,6 +57,9 @@ internal sealed record LoadOptions
     public int? ClientCount { get; init; }
     public IPAddress? SourceAddress { get; init; }
     public string RunId { get; init; } = Guid.NewGuid().ToString("N")[..8];
+
+    // Slack over W*K for the broker's own check period and scheduling.
+    public const double SilenceMarginSeconds = 2;
 
     public int PublisherCount => Publishers ?? Mode switch
     {
@@ -100,7 +103,7 @@ internal sealed record LoadOptions
             {
                 Scenario.Connect => connectPhase,
                 Scenario.Hold => connectPhase + DurationSeconds,
-                Scenario.Silent => connectPhase + DurationSeconds + KeepAliveSeconds * SilenceWindowK + 2,
+                Scenario.Silent => connectPhase + DurationSeconds + KeepAliveSeconds * SilenceWindowK + SilenceMarginSeconds,
                 Scenario.ReconnectStorm => 2 * connectPhase + 5,
                 _ => connectPhase + DurationSeconds + DrainSeconds,
             };
@@ -140,7 +143,7 @@ internal static class LoadOptionsParser
           --max-pending N         connects in flight at once; 0 = unlimited            [1000]
           --connect-timeout S     TCP connect start to CONNACK limit                   [10]
           --silent-fraction F     silent: fraction of clients that go silent           [0.5]
-          --silence-window W      silent: wait up to W*K after going silent            [2.5]
+          --silence-window W      silent: wait up to W*K + 2 s after going silent      [3]
           --broker-pid PID        sample the broker's RSS and CPU time from /proc
           --qos 0|1               pubsub QoS                                           [0]
           --payload BYTES         pubsub payload size, at least 20                     [64]

@@ -45,7 +45,7 @@ internal static class Report
             .ToDictionary(p => p.Key["connectFailures.".Length..], p => p.Value);
         json["connect"] = new Dictionary<string, object?>
         {
-            ["targetRate"] = options.Rate,
+            ["targetRate"] = options.Scenario == Scenario.PubSub ? 0 : options.Rate,
             ["succeeded"] = connected,
             ["failed"] = failed,
             ["failures"] = failures,
@@ -53,7 +53,7 @@ internal static class Report
             ["achievedRate"] = Round(connectSeconds > 0 ? connected / connectSeconds : 0),
             ["latencyMs"] = Latency(h, HistogramNames.Connect),
         };
-        text.AppendLine($"  connect: {connected} ok, {failed} failed {Format(failures)} in {connectSeconds:F2}s ({(connectSeconds > 0 ? connected / connectSeconds : 0):F0}/s, target {(options.Rate > 0 ? options.Rate.ToString(CultureInfo.InvariantCulture) : "unlimited")}); latency {LatencyText(h, HistogramNames.Connect)}");
+        text.AppendLine($"  connect: {connected} ok, {failed} failed {Format(failures)} in {connectSeconds:F2}s ({(connectSeconds > 0 ? connected / connectSeconds : 0):F0}/s, target {(options.Rate > 0 && options.Scenario != Scenario.PubSub ? options.Rate.ToString(CultureInfo.InvariantCulture) : "unlimited")}); latency {LatencyText(h, HistogramNames.Connect)}");
 
         if (options.Scenario != Scenario.Connect)
         {
@@ -160,7 +160,7 @@ internal static class Report
             ["healthyClosed"] = c.GetValueOrDefault("healthyClosedDuringSilence"),
             ["healthyPingDuringExpiryMs"] = Latency(h, HistogramNames.PingDuringExpiry),
         };
-        text.AppendLine($"  silent: {c.GetValueOrDefault("silentClients")} went silent, {c.GetValueOrDefault("silentClosed")} closed by the broker {Format(kinds)}, {c.GetValueOrDefault("silentNeverClosed")} never closed within {options.SilenceWindowK}K");
+        text.AppendLine($"  silent: {c.GetValueOrDefault("silentClients")} went silent, {c.GetValueOrDefault("silentClosed")} closed by the broker {Format(kinds)}, {c.GetValueOrDefault("silentNeverClosed")} never closed within {options.SilenceWindowK}K + {LoadOptions.SilenceMarginSeconds}s");
         text.AppendLine($"  close after last packet, in K: min {InK(close.Min)} p50 {InK(close.Percentile(50))} p99 {InK(close.Percentile(99))} max {InK(close.Max)}; DISCONNECT reasons {Format(reasons)}");
         text.AppendLine($"  healthy: {c.GetValueOrDefault("healthyClosedDuringSilence")} wrongly closed; PINGRESP during expiry {LatencyText(h, HistogramNames.PingDuringExpiry)}");
     }

@@ -50,7 +50,9 @@ internal static class ScenarioRunner
     private static async Task ConnectAllAsync(Fleet fleet, IRunChannel channel, CancellationToken cancellationToken)
     {
         fleet.Phase = "connecting";
-        ConnectRound round = await fleet.ConnectAsync(fleet.Options.Rate, fleet.Metrics.Histogram(HistogramNames.Connect), cancellationToken);
+        // In pubsub, --rate paces publishing, not connecting.
+        double rate = fleet.Options.Scenario == Scenario.PubSub ? 0 : fleet.Options.Rate;
+        ConnectRound round = await fleet.ConnectAsync(rate, fleet.Metrics.Histogram(HistogramNames.Connect), cancellationToken);
         fleet.Metrics.Timings["connectSeconds"] = round.SecondsToLastConnack;
         await channel.PhaseAsync("connected", cancellationToken);
     }
@@ -86,7 +88,7 @@ internal static class ScenarioRunner
         FleetMetrics metrics = fleet.Metrics;
         bool allClosed = await fleet.WaitUntilAsync(
             () => Volatile.Read(ref metrics.SilentClosed) >= silent,
-            TimeSpan.FromSeconds(options.KeepAliveSeconds * options.SilenceWindowK),
+            TimeSpan.FromSeconds(options.KeepAliveSeconds * options.SilenceWindowK + LoadOptions.SilenceMarginSeconds),
             cancellationToken);
         metrics.Timings["silenceWaitSeconds"] = Stopwatch.GetElapsedTime(silentFrom).TotalSeconds;
         metrics.Counters["silentClients"] = silent;
