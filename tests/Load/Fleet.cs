@@ -42,6 +42,7 @@ internal sealed class Fleet
     private int _roundPending;
     private long _roundLastConnackTicks;
     private LatencyHistogram? _roundHistogram;
+    private string _roundFailureCounter = "connectFailures.";
     private TaskCompletionSource? _roundDone;
 
     // The ping schedule: slot s belongs to client s % N at time s*K/N after the epoch, so every
@@ -78,7 +79,7 @@ internal sealed class Fleet
     public Task RunAsync(CancellationToken cancellationToken) => Task.Run(() => TickLoopAsync(cancellationToken), cancellationToken);
 
     /// <summary>Connects every client at <paramref name="rate"/> per second (0: unlimited, still bounded by --max-pending); completes when every attempt has succeeded or failed.</summary>
-    public async Task<ConnectRound> ConnectAsync(double rate, LatencyHistogram histogram, CancellationToken cancellationToken)
+    public async Task<ConnectRound> ConnectAsync(double rate, LatencyHistogram histogram, string failureCounter, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_waitersLock)
@@ -91,6 +92,7 @@ internal sealed class Fleet
             _roundPending = 0;
             _roundLastConnackTicks = 0;
             _roundHistogram = histogram;
+            _roundFailureCounter = failureCounter + ".";
             _roundStartTicks = Stopwatch.GetTimestamp();
             _roundDone = done;
         }
@@ -174,7 +176,7 @@ internal sealed class Fleet
     public void OnConnectFailed(FleetClient client, string kind)
     {
         Interlocked.Increment(ref Metrics.ConnectsFailed);
-        Metrics.Count("connectFailures." + kind);
+        Metrics.Count(_roundFailureCounter + kind);
         ResolveOne();
     }
 

@@ -167,14 +167,17 @@ internal static class Report
 
     private static void AddStorm(Dictionary<string, long> c, Dictionary<string, double> t, Dictionary<string, LatencyHistogram> h, Dictionary<string, object?> json, StringBuilder text)
     {
+        var failures = c.Where(p => p.Key.StartsWith("reconnectFailures.", StringComparison.Ordinal))
+            .ToDictionary(p => p.Key["reconnectFailures.".Length..], p => p.Value);
         json["reconnect"] = new Dictionary<string, object?>
         {
             ["succeeded"] = c.GetValueOrDefault("reconnectSucceeded"),
             ["failed"] = c.GetValueOrDefault("reconnectFailed"),
+            ["failures"] = failures,
             ["allBackSeconds"] = Round(t.GetValueOrDefault("reconnectAllBackSeconds")),
             ["latencyMs"] = Latency(h, HistogramNames.Reconnect),
         };
-        text.AppendLine($"  reconnect storm: {c.GetValueOrDefault("reconnectSucceeded")} back, {c.GetValueOrDefault("reconnectFailed")} failed; all back after {t.GetValueOrDefault("reconnectAllBackSeconds"):F2}s; latency {LatencyText(h, HistogramNames.Reconnect)}");
+        text.AppendLine($"  reconnect storm: {c.GetValueOrDefault("reconnectSucceeded")} back, {c.GetValueOrDefault("reconnectFailed")} failed {Format(failures)}; all back after {t.GetValueOrDefault("reconnectAllBackSeconds"):F2}s; latency {LatencyText(h, HistogramNames.Reconnect)}");
     }
 
     private static void AddPubSub(LoadOptions options, Dictionary<string, long> c, Dictionary<string, double> t, Dictionary<string, LatencyHistogram> h, Dictionary<string, object?> json, StringBuilder text)

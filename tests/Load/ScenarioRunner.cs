@@ -52,7 +52,7 @@ internal static class ScenarioRunner
         fleet.Phase = "connecting";
         // In pubsub, --rate paces publishing, not connecting.
         double rate = fleet.Options.Scenario == Scenario.PubSub ? 0 : fleet.Options.Rate;
-        ConnectRound round = await fleet.ConnectAsync(rate, fleet.Metrics.Histogram(HistogramNames.Connect), cancellationToken);
+        ConnectRound round = await fleet.ConnectAsync(rate, fleet.Metrics.Histogram(HistogramNames.Connect), "connectFailures", cancellationToken);
         fleet.Metrics.Timings["connectSeconds"] = round.SecondsToLastConnack;
         await channel.PhaseAsync("connected", cancellationToken);
     }
@@ -86,7 +86,7 @@ internal static class ScenarioRunner
         long unexpectedBefore = Volatile.Read(ref fleet.Metrics.UnexpectedDisconnects);
         int silent = fleet.StartSilence(options.SilentFraction);
         FleetMetrics metrics = fleet.Metrics;
-        bool allClosed = await fleet.WaitUntilAsync(
+        await fleet.WaitUntilAsync(
             () => Volatile.Read(ref metrics.SilentClosed) >= silent,
             TimeSpan.FromSeconds(options.KeepAliveSeconds * options.SilenceWindowK + LoadOptions.SilenceMarginSeconds),
             cancellationToken);
@@ -94,7 +94,6 @@ internal static class ScenarioRunner
         metrics.Counters["silentClients"] = silent;
         metrics.Counters["silentNeverClosed"] = fleet.Clients.Count(c => c.Silent && c.State == ClientState.Connected);
         metrics.Counters["healthyClosedDuringSilence"] = Volatile.Read(ref metrics.UnexpectedDisconnects) - unexpectedBefore;
-        metrics.Counters["silentAllClosed"] = allClosed ? 1 : 0;
         await channel.PhaseAsync("silence-end", cancellationToken);
     }
 
@@ -107,7 +106,7 @@ internal static class ScenarioRunner
         await channel.PhaseAsync("dropped", cancellationToken);
 
         fleet.Phase = "reconnecting";
-        ConnectRound round = await fleet.ConnectAsync(0, fleet.Metrics.Histogram(HistogramNames.Reconnect), cancellationToken);
+        ConnectRound round = await fleet.ConnectAsync(0, fleet.Metrics.Histogram(HistogramNames.Reconnect), "reconnectFailures", cancellationToken);
         fleet.Metrics.Timings["reconnectAllBackSeconds"] = round.SecondsToLastConnack;
         fleet.Metrics.Counters["reconnectSucceeded"] = round.Succeeded;
         fleet.Metrics.Counters["reconnectFailed"] = round.Failed;
