@@ -337,7 +337,9 @@ internal sealed class Fleet
                 continue;
             }
 
-            if (Interlocked.Exchange(ref client.PingSentTicks, now) != 0)
+            // Timestamped at the send, not at the tick start: a tick slowed by a connect burst
+            // must not show up as broker latency.
+            if (Interlocked.Exchange(ref client.PingSentTicks, Stopwatch.GetTimestamp()) != 0)
             {
                 Interlocked.Increment(ref Metrics.PongsMissing);
             }
