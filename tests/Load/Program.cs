@@ -1,1 +1,71 @@
-return 0;
+using System.Diagnostics;
+using Broker.Load;
+
+if (args.Length == 0 || args.Contains("--help") || args.Contains("-h"))
+{
+    Console.Out.WriteLine(LoadOptionsParser.Help);
+    return args.Length == 0 ? 2 : 0;
+}
+
+LoadOptions options;
+try
+{
+    options = LoadOptionsParser.Parse(args);
+}
+catch (OptionsException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+
+// The cooperative deadline stops the scenario and still reports; the watchdog ends the process
+// if that itself hangs, so that no run outlives its flags.
+TimeSpan deadline = options.Deadline;
+using var deadlineSource = new CancellationTokenSource(deadline, TimeProvider.System);
+using var watchdog = TimeProvider.System.CreateTimer(
+    _ =>
+    {
+        Console.Error.WriteLine($"hard stop: still running {deadline.TotalSeconds + 10:F0}s after start");
+        Environment.Exit(3);
+    },
+    null,
+    deadline + TimeSpan.FromSeconds(10),
+    Timeout.InfiniteTimeSpan);
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    deadlineSource.Cancel();
+};
+
+if (options.IsWorker)
+{
+    WorkerResult workerResult = await ScenarioRunner.RunAsync(options, new WorkerChannel(), deadlineSource.Token);
+    WorkerChannel.WriteResult(workerResult);
+    return 0;
+}
+
+long started = Stopwatch.GetTimestamp();
+var probe = new BrokerProbe(options.BrokerPid);
+probe.Sample("start");
+WorkerResult merged;
+int workers = options.WorkerCount;
+int workersFailed = 0;
+if (workers <= 1)
+{
+    merged = await ScenarioRunner.RunAsync(options, new InProcessChannel(probe, options.Progress), deadlineSource.Token);
+}
+else
+{
+    (merged, workersFailed) = await new Coordinator(options, args, probe).RunAsync(deadlineSource.Token);
+}
+
+probe.Sample("end");
+(string summary, string json) = Report.Build(options, merged, probe, workers, workersFailed, Stopwatch.GetElapsedTime(started).TotalSeconds);
+Console.Out.Write(summary);
+Console.Out.WriteLine("RESULT " + json);
+if (options.JsonOut is { } path)
+{
+    File.WriteAllText(path, json + Environment.NewLine);
+}
+
+return workersFailed > 0 ? 1 : 0;
