@@ -47,6 +47,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private bool _publishWill = true;
     private uint? _disconnectSessionExpiry;
     private long _bytesSeen;
+    private long _bytesConsumed;
     private bool _writesClosed;
     private bool _graceful;
     private TimeSpan _gracefulFlushTimeout;
@@ -144,7 +145,9 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                 keepGoing = HandleFrame(frame);
                 buffer = buffer.Slice(frame.End);
             }
-            _bytesSeen += before - buffer.Length;
+            // Seen = consumed so far plus the partial packet still buffered: a half packet is not "unread input".
+            _bytesConsumed += before - buffer.Length;
+            Volatile.Write(ref _bytesSeen, _bytesConsumed + buffer.Length);
             _services.Metrics.BytesReceived(before - buffer.Length);
             input.AdvanceTo(buffer.Start, buffer.End);
             if (!keepGoing)
