@@ -124,6 +124,24 @@ public sealed class MalformedPacketTests
         Assert.Equal(Errors.PacketTooLarge, Codec.DecodeError(TestBuffers.Hex("30 FF FF FF 7F"), V500, 1024));
     }
 
+    [Theory]
+    [InlineData("30 FF FF", 1024, ReadStatus.Error)]      // at least 127 + 127 x 128 + 1 x 128^2 bytes follow
+    [InlineData("30 80 80", 1024, ReadStatus.Error)]      // at least 1 x 128^2 bytes follow
+    [InlineData("30 FF", 1024, ReadStatus.NeedMoreData)]  // at least 127 + 128: still under the limit
+    [InlineData("30 80", 130, ReadStatus.Error)]          // 1 + 2 header bytes + at least 128
+    [InlineData("30 80", 131, ReadStatus.NeedMoreData)]
+    [InlineData("30", 2, ReadStatus.NeedMoreData)]        // could still be a 2-byte packet
+    public void Incomplete_remaining_length_that_already_exceeds_the_maximum_is_refused(string hex, int max, ReadStatus expected)
+    {
+        var status = MqttFrameReader.TryReadFrame(TestBuffers.Single(TestBuffers.Hex(hex)), max, out _, out var error);
+
+        Assert.Equal(expected, status);
+        if (expected == ReadStatus.Error)
+        {
+            Assert.Equal(Errors.PacketTooLarge, error);
+        }
+    }
+
     [Fact]
     public void Maximum_packet_size_counts_the_whole_packet()
     {
