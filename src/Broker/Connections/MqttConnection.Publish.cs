@@ -58,28 +58,17 @@ internal sealed partial class MqttConnection
                     return ProtocolViolation(new MqttDecodeError(ReasonCode.ReceiveMaximumExceeded, "more QoS 2 publishes in flight than Receive Maximum [MQTT-3.3.4-9]"));
                 }
                 // A resend of a QoS 2 message already received: acknowledge, do not deliver twice [MQTT-4.3.3-10].
-                WritePacket(new PubRecPacket { PacketId = view.PacketId });
+                WritePublishResponse(PacketType.PubRec, view.PacketId, ReasonCode.Success);
                 return true;
             }
         }
 
         int matched = Route(view, topicBytes, aliasedTopic);
 
-        if (view.QoS == QualityOfService.AtLeastOnce)
+        if (view.QoS != QualityOfService.AtMostOnce)
         {
-            WritePacket(new PubAckPacket
-            {
-                PacketId = view.PacketId,
-                ReasonCode = V5 && matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success,
-            });
-        }
-        else if (view.QoS == QualityOfService.ExactlyOnce)
-        {
-            WritePacket(new PubRecPacket
-            {
-                PacketId = view.PacketId,
-                ReasonCode = V5 && matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success,
-            });
+            WritePublishResponse(view.QoS == QualityOfService.AtLeastOnce ? PacketType.PubAck : PacketType.PubRec, view.PacketId,
+                matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success);
         }
         return true;
     }

@@ -25,6 +25,21 @@ internal sealed partial class MqttConnection
         return true;
     }
 
+    /// <summary>PUBACK/PUBREC/PUBREL/PUBCOMP without allocating (3.1.1 has no reason code: it is left out there).</summary>
+    private void WritePublishResponse(PacketType type, ushort packetId, ReasonCode reasonCode)
+    {
+        lock (_writeLock)
+        {
+            if (_writesClosed)
+            {
+                return;
+            }
+            _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(_transport.Output, type, packetId, reasonCode, _version));
+        }
+        _services.Metrics.PacketSent(type);
+        RingDoorbell();
+    }
+
     /// <summary>A CONNACK refusal: written before the connection is established, flushed by the graceful close.</summary>
     private void WritePacketUnconnected(ConnAckPacket packet) => WritePacket(packet);
 
@@ -110,7 +125,7 @@ internal sealed partial class MqttConnection
             {
                 if (m.Released)
                 {
-                    _services.Metrics.BytesSent(MqttPacketWriter.Write(_transport.Output, new PubRelPacket { PacketId = m.PacketId }, _version));
+                    _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(_transport.Output, PacketType.PubRel, m.PacketId, ReasonCode.Success, _version));
                 }
                 else
                 {

@@ -201,6 +201,13 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             case PacketType.Connect:
                 // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
                 return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "second CONNECT on one connection [MQTT-3.1.0-2]"));
+            case PacketType.PubAck or PacketType.PubRec or PacketType.PubRel or PacketType.PubComp:
+                // The acknowledgements of every QoS 1/2 message: decoded without a packet object.
+                if (!MqttPacketDecoder.TryDecodePublishResponse(frame, _version, out ushort packetId, out var reasonCode, out var ackError))
+                {
+                    return ProtocolViolation(ackError);
+                }
+                return HandlePublishResponse(frame.Type, packetId, reasonCode);
         }
         if (!MqttPacketDecoder.TryDecode(frame, _version, out var packet, out var error))
         {
@@ -208,18 +215,6 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         }
         switch (packet)
         {
-            case PubAckPacket ack:
-                _session!.Complete(ack.PacketId, QualityOfService.AtLeastOnce);
-                RingDoorbell();
-                return true;
-            case PubRecPacket rec:
-                return HandlePubRec(rec);
-            case PubRelPacket rel:
-                return HandlePubRel(rel);
-            case PubCompPacket comp:
-                _session!.Complete(comp.PacketId, QualityOfService.ExactlyOnce);
-                RingDoorbell();
-                return true;
             case SubscribePacket subscribe:
                 HandleSubscribe(subscribe);
                 return true;
@@ -237,34 +232,33 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         }
     }
 
-    private bool HandlePubRec(PubRecPacket rec)
+    private bool HandlePublishResponse(PacketType type, ushort packetId, ReasonCode reasonCode)
     {
         var session = _session!;
-        if ((byte)rec.ReasonCode >= 0x80)
+        switch (type)
         {
-            // 5.0: a failed PUBREC ends the exchange [MQTT-4.3.3-?]; the packet id is free again.
-            session.Drop(rec.PacketId);
-            RingDoorbell();
-            return true;
+            case PacketType.PubAck:
+                session.Complete(packetId, QualityOfService.AtLeastOnce);
+                break;
+            case PacketType.PubComp:
+                session.Complete(packetId, QualityOfService.ExactlyOnce);
+                break;
+            case PacketType.PubRec when (byte)reasonCode >= 0x80:
+                // 5.0: a PUBREC with a failure code ends the exchange [MQTT-4.3.3-4]; the packet id is free again.
+                session.Drop(packetId);
+                break;
+            case PacketType.PubRec:
+                bool known = session.Release(packetId);
+                WritePublishResponse(PacketType.PubRel, packetId, known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
+                return true;
+            case PacketType.PubRel:
+                bool pending = session.RemoveInboundQoS2(packetId);
+                // [MQTT-4.3.3-11] PUBCOMP for every PUBREL, even a repeated one.
+                WritePublishResponse(PacketType.PubComp, packetId, pending || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
+                return true;
         }
-        bool known = session.Release(rec.PacketId);
-        WritePacket(new PubRelPacket
-        {
-            PacketId = rec.PacketId,
-            ReasonCode = known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
-        });
-        return true;
-    }
-
-    private bool HandlePubRel(PubRelPacket rel)
-    {
-        bool known = _session!.RemoveInboundQoS2(rel.PacketId);
-        // [MQTT-4.3.3-11] PUBCOMP for every PUBREL, even a repeated one.
-        WritePacket(new PubCompPacket
-        {
-            PacketId = rel.PacketId,
-            ReasonCode = known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
-        });
+        // A completed message frees a slot of the in-flight window: more may be sent.
+        RingDoorbell();
         return true;
     }
 
