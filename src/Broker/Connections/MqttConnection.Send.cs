@@ -111,6 +111,7 @@ internal sealed partial class MqttConnection
                 if (m.Released)
                 {
                     _services.Metrics.BytesSent(MqttPacketWriter.Write(_transport.Output, new PubRelPacket { PacketId = m.PacketId }, _version));
+                    _services.Metrics.PacketSent(PacketType.PubRel);
                 }
                 else
                 {
