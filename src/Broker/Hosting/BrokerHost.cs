@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Broker.Connections;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
@@ -90,7 +91,18 @@ internal static class BrokerHost
         // costs one "enabled?" check.
         if (configuration.GetValue(MetricsOptions.SectionName + ":" + nameof(MetricsOptions.Enabled), true))
         {
-            services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(BrokerMetrics.MeterName).AddPrometheusExporter());
+            services.AddOpenTelemetry().WithMetrics(m =>
+            {
+                m.AddMeter(BrokerMetrics.MeterName).AddPrometheusExporter();
+                // The SDK listens by meter name process-wide: with several brokers in one process (the
+                // in-process tests) it would also pick up the others' "MqttBroker" instruments, and keep the
+                // first of each name. Only instruments of this container's meter factory are kept.
+                ((IDeferredMeterProviderBuilder)m).Configure((sp, builder) =>
+                {
+                    var ownFactory = sp.GetRequiredService<IMeterFactory>();
+                    builder.AddView(instrument => ReferenceEquals(instrument.Meter.Scope, ownFactory) ? null : MetricStreamConfiguration.Drop);
+                });
+            });
         }
     }
 
