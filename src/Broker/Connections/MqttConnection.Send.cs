@@ -126,6 +126,7 @@ internal sealed partial class MqttConnection
                 if (m.Released)
                 {
                     _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(_transport.Output, PacketType.PubRel, m.PacketId, ReasonCode.Success, _version));
+                    _services.Metrics.PacketSent(PacketType.PubRel);
                 }
                 else
                 {

@@ -196,6 +196,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                     MqttPacketWriter.WritePingResp(_transport.Output);
                 }
                 _services.Metrics.PacketSent(PacketType.PingResp);
+                _services.Metrics.BytesSent(2);
                 RingDoorbell();
                 return true;
             case PacketType.Connect:
@@ -285,7 +286,10 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private bool ProtocolViolation(MqttDecodeError error)
     {
         BrokerLog.ProtocolViolation(_services.Logger, _clientId.Length == 0 ? "(not connected)" : _clientId, _transport.RemoteEndPoint, error.ToString());
-        return Fail(DisconnectCause.ProtocolError, error.ToString(), error.Code);
+        var cause = error.Code is ReasonCode.PacketTooLarge or ReasonCode.ReceiveMaximumExceeded
+            ? DisconnectCause.LimitExceeded
+            : DisconnectCause.ProtocolError;
+        return Fail(cause, error.ToString(), error.Code);
     }
 
     /// <summary>
@@ -363,16 +367,13 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     {
         _services.Registry.Remove(this);
         _services.Wheel.Remove(_deadline);
+        // Every connection ends with one recorded cause, refused and silent ones included.
+        _services.Metrics.Disconnect(_cause);
         if (!_connected)
         {
-            if (_cause is DisconnectCause.ConnectTimeout)
-            {
-                _services.Metrics.Disconnect(DisconnectCause.ConnectTimeout);
-            }
             return;
         }
         _services.Metrics.ClientDisconnected(_version);
-        _services.Metrics.Disconnect(_cause);
         var session = _session!;
         bool stillOwner = _services.Sessions.Detach(session, this, _disconnectSessionExpiry);
         if (_will is { } will && _publishWill)

@@ -38,6 +38,9 @@ internal sealed class BrokerInstance : IAsyncDisposable
             {
                 ["Broker:Tcp:Address"] = "127.0.0.1",
                 ["Broker:Tcp:Port"] = "0",
+                // Never the default 9464: tests run in parallel and next to a broker started by hand.
+                ["Broker:Metrics:Address"] = "127.0.0.1",
+                ["Broker:Metrics:Port"] = "0",
             };
             if (settings is not null)
             {
