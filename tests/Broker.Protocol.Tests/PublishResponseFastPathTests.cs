@@ -85,13 +85,19 @@ public sealed class PublishResponseFastPathTests
             MqttPacketWriter.WritePublishResponse(output, PacketType.PubAck, 7, ReasonCode.Success, MqttProtocolVersion.V500);
             MqttPacketDecoder.TryDecodePublishResponse(frame, MqttProtocolVersion.V500, out _, out _, out _);
         }
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        // Best of three: see AllocationTests for why a single run can see a runtime allocation.
+        long allocated = long.MaxValue;
+        for (int attempt = 0; attempt < 3 && allocated != 0; attempt++)
         {
-            output.ResetWrittenCount();
-            MqttPacketWriter.WritePublishResponse(output, PacketType.PubAck, 7, ReasonCode.Success, MqttProtocolVersion.V500);
-            MqttPacketDecoder.TryDecodePublishResponse(frame, MqttProtocolVersion.V500, out _, out _, out _);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++)
+            {
+                output.ResetWrittenCount();
+                MqttPacketWriter.WritePublishResponse(output, PacketType.PubAck, 7, ReasonCode.Success, MqttProtocolVersion.V500);
+                MqttPacketDecoder.TryDecodePublishResponse(frame, MqttProtocolVersion.V500, out _, out _, out _);
+            }
+            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         }
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, allocated);
     }
 }
