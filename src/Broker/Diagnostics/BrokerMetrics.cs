@@ -107,6 +107,8 @@ internal sealed class BrokerMetrics : IDisposable
 
     private static string ToSnakeCase(string name)
     {
+        // "QoS0Congestion" is "qos0_congestion", not "qo_s0_congestion".
+        name = name.Replace("QoS", "Qos", StringComparison.Ordinal);
         var sb = new System.Text.StringBuilder();
         for (int i = 0; i < name.Length; i++)
         {
