@@ -80,9 +80,11 @@ internal sealed partial class MqttConnection
     private int Route(in PublishPacketView view, ReadOnlySequence<byte> topicBytes, string? aliasedTopic)
     {
         var router = _services.Router;
+        // Created at the first publish: many devices only ever receive, and idle memory per client counts.
+        var routeBuffer = _routeBuffer ??= new RouteBuffer();
         if (aliasedTopic is not null)
         {
-            router.Match(aliasedTopic, _clientId, _routeBuffer);
+            router.Match(aliasedTopic, _clientId, routeBuffer);
         }
         else
         {
@@ -92,7 +94,7 @@ internal sealed partial class MqttConnection
             try
             {
                 int n = Encoding.UTF8.GetChars(topicBytes, chars);
-                router.Match(chars[..n], _clientId, _routeBuffer);
+                router.Match(chars[..n], _clientId, routeBuffer);
             }
             finally
             {
@@ -102,7 +104,7 @@ internal sealed partial class MqttConnection
                 }
             }
         }
-        int matched = _routeBuffer.Targets.Count;
+        int matched = routeBuffer.Targets.Count;
         if (matched == 0 && !view.Retain)
         {
             _services.Metrics.MessageReceived(view.QoS);
@@ -122,8 +124,8 @@ internal sealed partial class MqttConnection
             ExpiryIntervalSeconds = view.Properties?.MessageExpiryInterval,
             ReceivedTimestamp = _services.Time.GetTimestamp(),
         };
-        router.Deliver(message, _routeBuffer);
-        _routeBuffer.Reset(null);
+        router.Deliver(message, routeBuffer);
+        routeBuffer.Reset(null);
         return matched;
     }
 

@@ -43,7 +43,7 @@ internal sealed partial class MqttConnection
     /// <summary>A CONNACK refusal: written before the connection is established, flushed by the graceful close.</summary>
     private void WritePacketUnconnected(ConnAckPacket packet) => WritePacket(packet);
 
-    private void RingDoorbell() => _doorbell.Writer.TryWrite(true);
+    private void RingDoorbell() => _sendSignal.Set();
 
     /// <summary>
     /// Drains the session queue into the output pipe (bounded batches under the write lock) and flushes.
@@ -52,19 +52,22 @@ internal sealed partial class MqttConnection
     /// </summary>
     private async Task SendLoopAsync()
     {
-        var reader = _doorbell.Reader;
         var output = _transport.Output;
         try
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            while (await _sendSignal.WaitAsync().ConfigureAwait(false))
             {
-                reader.TryRead(out _);
                 bool more;
                 do
                 {
                     more = _connected && WritePendingMessages();
-                    var flushed = await output.FlushAsync(_flushCancel.Token).ConfigureAwait(false);
-                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    var flushed = await output.FlushAsync().ConfigureAwait(false);
+                    if (flushed.IsCanceled)
+                    {
+                        _transport.Abort("graceful close timed out: the client does not read");
+                        return;
+                    }
+                    if (flushed.IsCompleted)
                     {
                         return;
                     }
@@ -74,17 +77,22 @@ internal sealed partial class MqttConnection
             if (Volatile.Read(ref _graceful))
             {
                 // Whatever was written after the last flush (a refusal CONNACK, a DISCONNECT) goes out before the close.
-                await output.FlushAsync(_flushCancel.Token).ConfigureAwait(false);
+                var flushed = await output.FlushAsync().ConfigureAwait(false);
+                if (flushed.IsCanceled)
+                {
+                    _transport.Abort("graceful close timed out: the client does not read");
+                    return;
+                }
                 await _transport.CloseAsync(_gracefulFlushTimeout).ConfigureAwait(false);
             }
-        }
-        catch (OperationCanceledException)
-        {
-            _transport.Abort("graceful close timed out: the client does not read");
         }
         catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException or System.IO.IOException)
         {
             _transport.Abort(ex.Message);
+        }
+        finally
+        {
+            _closeTimer?.Dispose();
         }
     }
 

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Threading.Channels;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
 using Broker.Protocol;
@@ -26,12 +25,8 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private readonly IConnectionTransport _transport;
     private readonly ConnectionServices _services;
     private readonly object _writeLock = new();
-    private readonly Channel<bool> _doorbell = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
-    {
-        FullMode = BoundedChannelFullMode.DropWrite,
-        SingleReader = true,
-    });
-    private readonly RouteBuffer _routeBuffer = new();
+    private readonly SendSignal _sendSignal = new();
+    private RouteBuffer? _routeBuffer;
     private readonly KeepAliveDeadline _deadline;
 
     private MqttProtocolVersion _version = MqttProtocolVersion.V311;
@@ -52,7 +47,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private bool _writesClosed;
     private bool _graceful;
     private TimeSpan _gracefulFlushTimeout;
-    private readonly CancellationTokenSource _flushCancel = new();
+    private ITimer? _closeTimer;
 
     // Negotiated limits of the client (5.0), defaults for 3.1.1.
     private int _clientReceiveMaximum = ushort.MaxValue;
@@ -79,9 +74,68 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     {
         _services.Registry.Add(this);
         var sendLoop = SendLoopAsync();
+        // The read loop lives in this method (not a separate async method) so an idle connection keeps one
+        // suspended state machine for reading, not two.
         try
         {
-            await ReadLoopAsync();
+            var input = _transport.Input;
+            int maxPacketSize = _services.Limits.MaxPacketSize;
+            while (Volatile.Read(ref _endState) == 0)
+            {
+                ReadResult result;
+                try
+                {
+                    result = await input.ReadAsync();
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    SetCause(DisconnectCause.SocketError, ex.Message);
+                    return;
+                }
+                var buffer = result.Buffer;
+                long before = buffer.Length;
+                bool keepGoing = true;
+                while (keepGoing)
+                {
+                    var status = MqttFrameReader.TryReadFrame(buffer, maxPacketSize, out var frame, out var error);
+                    if (status == ReadStatus.NeedMoreData)
+                    {
+                        break;
+                    }
+                    if (status == ReadStatus.Error)
+                    {
+                        ProtocolViolation(error);
+                        keepGoing = false;
+                        break;
+                    }
+                    // [MQTT-3.1.2-24] any control packet counts as activity, not only PINGREQ.
+                    _deadline.Touch();
+                    _services.Metrics.PacketReceived(frame.Type);
+                    keepGoing = HandleFrame(frame);
+                    buffer = buffer.Slice(frame.End);
+                }
+                // Seen = consumed so far plus the partial packet still buffered: a half packet is not "unread input".
+                _bytesConsumed += before - buffer.Length;
+                Volatile.Write(ref _bytesSeen, _bytesConsumed + buffer.Length);
+                _services.Metrics.BytesReceived(before - buffer.Length);
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (!keepGoing)
+                {
+                    return;
+                }
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    if (buffer.Length > 0)
+                    {
+                        SetCause(DisconnectCause.SocketClosed, "connection closed inside a packet");
+                    }
+                    else
+                    {
+                        SetCause(DisconnectCause.SocketClosed, null);
+                    }
+                    return;
+                }
+            }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -94,7 +148,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         finally
         {
             End(_cause, _causeDetail);
-            _doorbell.Writer.TryComplete();
+            _sendSignal.Complete();
             try
             {
                 await sendLoop;
@@ -105,68 +159,6 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                 _ = ex;
             }
             Cleanup();
-        }
-    }
-
-    private async Task ReadLoopAsync()
-    {
-        var input = _transport.Input;
-        int maxPacketSize = _services.Limits.MaxPacketSize;
-        while (Volatile.Read(ref _endState) == 0)
-        {
-            ReadResult result;
-            try
-            {
-                result = await input.ReadAsync();
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                SetCause(DisconnectCause.SocketError, ex.Message);
-                return;
-            }
-            var buffer = result.Buffer;
-            long before = buffer.Length;
-            bool keepGoing = true;
-            while (keepGoing)
-            {
-                var status = MqttFrameReader.TryReadFrame(buffer, maxPacketSize, out var frame, out var error);
-                if (status == ReadStatus.NeedMoreData)
-                {
-                    break;
-                }
-                if (status == ReadStatus.Error)
-                {
-                    ProtocolViolation(error);
-                    keepGoing = false;
-                    break;
-                }
-                // [MQTT-3.1.2-24] any control packet counts as activity, not only PINGREQ.
-                _deadline.Touch();
-                _services.Metrics.PacketReceived(frame.Type);
-                keepGoing = HandleFrame(frame);
-                buffer = buffer.Slice(frame.End);
-            }
-            // Seen = consumed so far plus the partial packet still buffered: a half packet is not "unread input".
-            _bytesConsumed += before - buffer.Length;
-            Volatile.Write(ref _bytesSeen, _bytesConsumed + buffer.Length);
-            _services.Metrics.BytesReceived(before - buffer.Length);
-            input.AdvanceTo(buffer.Start, buffer.End);
-            if (!keepGoing)
-            {
-                return;
-            }
-            if (result.IsCompleted || result.IsCanceled)
-            {
-                if (buffer.Length > 0)
-                {
-                    SetCause(DisconnectCause.SocketClosed, "connection closed inside a packet");
-                }
-                else
-                {
-                    SetCause(DisconnectCause.SocketClosed, null);
-                }
-                return;
-            }
         }
     }
 
@@ -343,12 +335,13 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             _gracefulFlushTimeout = timeout;
             Volatile.Write(ref _graceful, true);
             // A client that does not read cannot hold the close: the flush is cancelled after the timeout.
-            _flushCancel.CancelAfter(timeout);
-            _doorbell.Writer.TryComplete();
+            _closeTimer = _services.Time.CreateTimer(static state => ((MqttConnection)state!)._transport.Output.CancelPendingFlush(),
+                this, timeout, Timeout.InfiniteTimeSpan);
+            _sendSignal.Complete();
         }
         else
         {
-            _doorbell.Writer.TryComplete();
+            _sendSignal.Complete();
             _transport.Abort(cause.ToString());
         }
     }
