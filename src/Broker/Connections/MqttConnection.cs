@@ -46,7 +46,11 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private string? _causeDetail;
     private bool _publishWill = true;
     private uint? _disconnectSessionExpiry;
-    private long _bytesSeen;
+    private long _bytesConsumed;
+    // Bytes the read loop has looked at: consumed ones plus the incomplete packet it left in the pipe.
+    // Counting only consumed bytes made half a packet look like unread input to the wheel, which then put
+    // off the expiry of a client that stopped mid-packet by a whole extra timeout.
+    private long _bytesExamined;
     private bool _writesClosed;
     private bool _graceful;
     private TimeSpan _gracefulFlushTimeout;
@@ -144,7 +148,8 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                 keepGoing = HandleFrame(frame);
                 buffer = buffer.Slice(frame.End);
             }
-            _bytesSeen += before - buffer.Length;
+            _bytesConsumed += before - buffer.Length;
+            Volatile.Write(ref _bytesExamined, _bytesConsumed + buffer.Length);
             _services.Metrics.BytesReceived(before - buffer.Length);
             input.AdvanceTo(buffer.Start, buffer.End);
             if (!keepGoing)
@@ -416,7 +421,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     // IKeepAliveTarget
 
     /// <summary>Input is waiting that the read loop has not seen: in the socket, or in the pipe.</summary>
-    public bool HasUnreadInput => _transport.HasUnreadInput || _transport.BytesReceived > Volatile.Read(ref _bytesSeen);
+    public bool HasUnreadInput => _transport.HasUnreadInput || _transport.BytesReceived > Volatile.Read(ref _bytesExamined);
 
     public void OnDeadlineExpired(in DeadlineExpiry expiry)
     {
