@@ -91,6 +91,31 @@ public sealed class KeepAliveExpiryTests
         Assert.Equal(1, watch.Count(PacketType.PingResp));
     }
 
+    // Half a packet is not a control packet: a client that stops mid-packet is closed 1.5K after its last whole packet.
+    [Fact]
+    public async Task MQTT_3_1_2_24_and_22_a_partial_packet_does_not_hold_the_deadline()
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        await Task.WhenAll(
+            PartialPacketAsync(broker, MqttProtocolVersion.V311),
+            PartialPacketAsync(broker, MqttProtocolVersion.V500));
+    }
+
+    private static async Task PartialPacketAsync(BrokerInstance broker, MqttProtocolVersion version)
+    {
+        const ushort k = 1;
+        string id = $"partial-{version}";
+        var (client, clock, _) = await KeepAliveClients.ConnectAsync(broker, version, id, k);
+        await using var _client = client;
+        var watch = new ConnectionWatch(client, version, clock);
+        // A QoS 0 PUBLISH header announcing 16 bytes, and 3 of them.
+        await client.SendAsync([0x30, 0x10, 0x00, 0x0A, (byte)'k']);
+
+        var closedAt = await watch.WaitClosedAsync(TimeSpan.FromSeconds(5));
+        TestContext.Current.SendDiagnosticMessage($"{id}: closed at {closedAt?.TotalSeconds:F3}s");
+        AssertClosedInWindow(id, closedAt, Grace(k));
+    }
+
     // [MQTT-3.1.2-10] / 5.0 3.1.2.10: Keep Alive 0 turns the mechanism off; other clients expiring around it do not take it along.
     [Fact]
     public async Task Keep_alive_zero_is_never_expired()
