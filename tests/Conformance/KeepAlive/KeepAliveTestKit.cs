@@ -184,7 +184,11 @@ internal static class KeepAliveClients
     /// A raw client connected with <paramref name="keepAlive"/>, and a clock started just before its CONNECT
     /// was sent (the broker arms the keep-alive deadline when it handles that CONNECT, i.e. later).
     /// </summary>
-    public static async Task<(RawClient Client, Stopwatch Clock, ConnAckPacket Ack)> ConnectAsync(BrokerInstance broker,
+    public static Task<(RawClient Client, Stopwatch Clock, ConnAckPacket Ack)> ConnectAsync(BrokerInstance broker,
+        MqttProtocolVersion version, string clientId, ushort keepAlive, WillMessage? will = null)
+        => ConnectAsync(broker.EndPoint, version, clientId, keepAlive, will);
+
+    public static async Task<(RawClient Client, Stopwatch Clock, ConnAckPacket Ack)> ConnectAsync(System.Net.IPEndPoint broker,
         MqttProtocolVersion version, string clientId, ushort keepAlive, WillMessage? will = null)
     {
         var client = await RawClient.ConnectAsync(broker);
