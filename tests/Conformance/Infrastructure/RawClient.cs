@@ -21,11 +21,14 @@ internal sealed class RawClient : IAsyncDisposable
 
     public Socket Socket => _socket;
 
-    public static async Task<RawClient> ConnectAsync(BrokerInstance broker)
+    public static Task<RawClient> ConnectAsync(BrokerInstance broker) => ConnectAsync(broker.EndPoint);
+
+    /// <summary>For a broker that is not a <see cref="BrokerInstance"/> (e.g. one running as a child process).</summary>
+    public static async Task<RawClient> ConnectAsync(System.Net.IPEndPoint endPoint)
     {
         var socket = new Socket(System.Net.Sockets.AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await socket.ConnectAsync(broker.EndPoint, timeout.Token);
+        await socket.ConnectAsync(endPoint, timeout.Token);
         return new RawClient(socket);
     }
 
