@@ -122,7 +122,7 @@ public sealed class MalformedPacketTests
     [Theory]
     [InlineData(RawVersion.V311)]
     [InlineData(RawVersion.V500)]
-    public Task MQTT_3_8_3_3_SUBSCRIBE_without_topic_filters_closes_the_connection(RawVersion version)
+    public Task MQTT_3_8_3_2_SUBSCRIBE_without_topic_filters_closes_the_connection(RawVersion version)
         => AssertClosedAsync(version, version == RawVersion.V500 ? [0x82, 0x03, 0x00, 0x01, 0x00] : [0x82, 0x02, 0x00, 0x01], null);
 
     [Theory]
@@ -140,7 +140,7 @@ public sealed class MalformedPacketTests
     [Theory]
     [InlineData(RawVersion.V311)]
     [InlineData(RawVersion.V500)]
-    public Task MQTT_1_5_5_Remaining_length_longer_than_four_bytes_closes_the_connection(RawVersion version)
+    public Task MQTT_1_5_5_1_Remaining_length_longer_than_four_bytes_closes_the_connection(RawVersion version)
         => AssertClosedAsync(version, [0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], ReasonCode.MalformedPacket);
 
     [Theory]
@@ -164,7 +164,7 @@ public sealed class MalformedPacketTests
     }
 
     [Fact]
-    public Task MQTT_3_3_2_10_Topic_alias_above_the_broker_maximum_gets_DISCONNECT_0x94()
+    public Task MQTT_3_3_2_9_Topic_alias_above_the_broker_maximum_gets_DISCONNECT_0x94()
     {
         // PUBLISH "t" with Topic Alias (0x23) 65000.
         byte[] bytes = [0x30, 0x08, 0x00, 0x01, (byte)'t', 0x03, 0x23, 0xFD, 0xE8, (byte)'x'];

@@ -86,7 +86,7 @@ public sealed class SessionTests
     }
 
     [Fact]
-    public async Task MQTT_3_1_2_23_Session_is_kept_for_its_expiry_interval_and_then_discarded()
+    public async Task MQTT_4_1_0_2_Session_is_discarded_after_its_expiry_interval()
     {
         var time = new FakeTimeProvider();
         await using var broker = await BrokerInstance.StartAsync(configureServices: s => s.AddSingleton<TimeProvider>(time));
