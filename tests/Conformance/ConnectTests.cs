@@ -190,4 +190,29 @@ public sealed class ConnectTests
         var disconnect = Assert.IsType<DisconnectPacket>(Assert.Single(answers));
         Assert.Equal(ReasonCode.SessionTakenOver, disconnect.ReasonCode);
     }
+
+    [Fact]
+    public async Task MQTT_4_12_0_1_Unsupported_authentication_method_gets_CONNACK_0x8C_then_close()
+    {
+        var v5 = Broker.Protocol.MqttProtocolVersion.V500;
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var raw = await RawClient.ConnectAsync(broker);
+        var ack = await raw.HandshakeAsync(v5, "auth", 60, properties: new MqttProperties { AuthenticationMethod = "SCRAM-SHA-1" });
+        Assert.Equal((byte)ReasonCode.BadAuthenticationMethod, ack.ReasonCode);
+        // [MQTT-3.2.2-6 (5.0)] Session Present 0 with a refusal.
+        Assert.False(ack.SessionPresent);
+        Assert.Empty(await raw.ReadUntilClosedAsync(v5, CloseWait));
+    }
+
+    [Fact]
+    public async Task MQTT_3_1_3_9_Client_id_longer_than_the_limit_gets_CONNACK_0x02_V311()
+    {
+        var v3 = Broker.Protocol.MqttProtocolVersion.V311;
+        await using var broker = await BrokerInstance.StartAsync(new Dictionary<string, string?> { ["Broker:Limits:MaxClientIdLength"] = "23" });
+        await using var raw = await RawClient.ConnectAsync(broker);
+        var ack = await raw.HandshakeAsync(v3, new string('a', 24), 60);
+        Assert.Equal(0x02, ack.ReasonCode);
+        Assert.False(ack.SessionPresent);
+        Assert.Empty(await raw.ReadUntilClosedAsync(v3, CloseWait));
+    }
 }

@@ -147,6 +147,32 @@ public sealed class PublishTests
         Assert.Equal("y", System.Text.Encoding.UTF8.GetString((await raw.ExpectAsync<PublishPacket>(version)).Payload.Span));
     }
 
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_3_3_1_3_Incoming_DUP_flag_is_not_propagated(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var subscriber = await RawConnectedAsync(broker, version, "sub");
+        await subscriber.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("t", QualityOfService.AtLeastOnce)] }, version);
+        await subscriber.ExpectAsync<SubAckPacket>(version);
+        await using var publisher = await RawConnectedAsync(broker, version, "pub");
+        await publisher.SendAsync(Publish("t", "x", QualityOfService.AtLeastOnce, 5, dup: true), version);
+        await publisher.ExpectAsync<PubAckPacket>(version);
+        Assert.False((await subscriber.ExpectAsync<PublishPacket>(version)).Dup);
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_3_12_4_1_PINGREQ_is_answered_with_PINGRESP(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var raw = await RawConnectedAsync(broker, version, "pinger");
+        await raw.SendAsync([0xC0, 0x00]);
+        await raw.ExpectAsync<PingRespPacket>(version);
+    }
+
     [Fact]
     public async Task MQTT_3_3_4_9_Server_sends_no_more_than_the_client_Receive_Maximum()
     {
@@ -247,7 +273,7 @@ public sealed class PublishTests
     }
 
     [Fact]
-    public async Task MQTT_3_3_2_11_No_topic_alias_without_a_client_Topic_Alias_Maximum()
+    public async Task MQTT_3_1_2_27_No_topic_alias_without_a_client_Topic_Alias_Maximum()
     {
         var v5 = RawVersion.V500;
         await using var broker = await BrokerInstance.StartAsync();

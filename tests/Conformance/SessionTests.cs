@@ -1,3 +1,4 @@
+using Broker.Protocol;
 using Conformance.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
@@ -6,6 +7,7 @@ using MQTTnet.Protocol;
 using Xunit;
 using static Conformance.Infrastructure.TestClients;
 using NetVersion = MQTTnet.Formatter.MqttProtocolVersion;
+using RawVersion = Broker.Protocol.MqttProtocolVersion;
 
 namespace Conformance;
 
@@ -84,7 +86,7 @@ public sealed class SessionTests
     }
 
     [Fact]
-    public async Task MQTT_3_1_2_23_Session_is_kept_for_its_expiry_interval_and_then_discarded()
+    public async Task MQTT_4_1_0_2_Session_is_discarded_after_its_expiry_interval()
     {
         var time = new FakeTimeProvider();
         await using var broker = await BrokerInstance.StartAsync(configureServices: s => s.AddSingleton<TimeProvider>(time));
@@ -127,5 +129,80 @@ public sealed class SessionTests
         var m = await messages.NextAsync();
         Assert.Equal("e/long", m.Topic);
         Assert.Equal(40u, m.MessageExpiryInterval);
+    }
+
+    private static MqttProperties? SessionProperties(RawVersion version)
+        => version == RawVersion.V500 ? new MqttProperties { SessionExpiryInterval = 300 } : null;
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_4_4_0_1_Unacknowledged_PUBLISH_and_PUBREL_are_resent_with_their_ids_after_reconnect(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        ushort qos1Id, qos2Id;
+        await using (var raw = await RawConnectedAsync(broker, version, "resend", cleanStart: false, properties: SessionProperties(version)))
+        {
+            await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("r/#", QualityOfService.ExactlyOnce)] }, version);
+            await raw.ExpectAsync<SubAckPacket>(version);
+            using var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311);
+            await publisher.PublishAsync("r/1", "one", MqttQualityOfServiceLevel.AtLeastOnce);
+            await publisher.PublishAsync("r/2", "two", MqttQualityOfServiceLevel.ExactlyOnce);
+            qos1Id = (await raw.ExpectAsync<PublishPacket>(version)).PacketId;
+            qos2Id = (await raw.ExpectAsync<PublishPacket>(version)).PacketId;
+            // The QoS 2 message gets as far as PUBREL; neither is completed before the connection drops.
+            await raw.SendAsync(new PubRecPacket { PacketId = qos2Id }, version);
+            await raw.ExpectAsync<PubRelPacket>(version);
+        }
+        await broker.Logs.WaitForAsync(ClientDisconnectedEvent, "Client resend disconnected", LogWait);
+
+        await using var again = await RawConnectedAsync(broker, version, "resend", cleanStart: false, properties: SessionProperties(version));
+        var resent = await again.ExpectAsync<PublishPacket>(version);
+        // [MQTT-3.3.1-1] DUP 1 on a redelivery, same packet id.
+        Assert.True(resent.Dup);
+        Assert.Equal(qos1Id, resent.PacketId);
+        Assert.Equal("r/1", resent.Topic);
+        // [MQTT-4.3.3-6 (5.0)] after PUBREL only the PUBREL is resent, not the PUBLISH.
+        Assert.Equal(qos2Id, (await again.ExpectAsync<PubRelPacket>(version)).PacketId);
+        await again.SendAsync(new PubAckPacket { PacketId = qos1Id }, version);
+        await again.SendAsync(new PubCompPacket { PacketId = qos2Id }, version);
+        await Assert.ThrowsAsync<TimeoutException>(() => again.ReceiveAsync(version, MessageCollector.Absence));
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_4_4_0_1_Messages_queued_while_offline_are_sent_once_after_reconnect(RawVersion version)
+    {
+        // Regression: the send loop could take a queued message while the CONNACK path resent "in-flight"
+        // messages, so one message went out twice on the new connection.
+        const int count = 50;
+        await using var broker = await BrokerInstance.StartAsync();
+        await using (var raw = await RawConnectedAsync(broker, version, "queued", cleanStart: false, properties: SessionProperties(version)))
+        {
+            await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("q", QualityOfService.AtLeastOnce)] }, version);
+            await raw.ExpectAsync<SubAckPacket>(version);
+            await raw.SendAsync(new DisconnectPacket(), version);
+            await raw.ReadUntilClosedAsync(version, LogWait);
+        }
+        await broker.Logs.WaitForAsync(ClientDisconnectedEvent, "Client queued disconnected", LogWait);
+        using (var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311))
+        {
+            for (int i = 0; i < count; i++)
+            {
+                await publisher.PublishAsync("q", i.ToString(), MqttQualityOfServiceLevel.AtLeastOnce);
+            }
+        }
+        await using var again = await RawConnectedAsync(broker, version, "queued", cleanStart: false, properties: SessionProperties(version));
+        var payloads = new List<string>();
+        for (int i = 0; i < count; i++)
+        {
+            var p = await again.ExpectAsync<PublishPacket>(version);
+            Assert.False(p.Dup);
+            payloads.Add(System.Text.Encoding.UTF8.GetString(p.Payload.Span));
+            await again.SendAsync(new PubAckPacket { PacketId = p.PacketId }, version);
+        }
+        Assert.Equal(Enumerable.Range(0, count).Select(i => i.ToString()), payloads);
+        await Assert.ThrowsAsync<TimeoutException>(() => again.ReceiveAsync(version, MessageCollector.Absence));
     }
 }

@@ -174,6 +174,41 @@ public sealed class SubscriptionTests
     [Theory]
     [InlineData(RawVersion.V311)]
     [InlineData(RawVersion.V500)]
+    public async Task MQTT_4_7_1_1_Misplaced_multi_level_wildcard_is_refused(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var raw = await RawConnectedAsync(broker, version, "badfilter");
+        await raw.SendAsync(new SubscribePacket { PacketId = 5, Subscriptions = [new("a/#/b", QualityOfService.AtMostOnce)] }, version);
+        // Either a failure code in SUBACK (0x80 / 0x8F) or, as a malformed packet, a closed connection.
+        var answer = await raw.ReceiveAsync(version, TimeSpan.FromSeconds(5));
+        if (answer is SubAckPacket ack)
+        {
+            Assert.True(ack.ReasonCodes[0] >= 0x80, $"granted 0x{ack.ReasonCodes[0]:X2} for an invalid filter");
+        }
+        else if (answer is DisconnectPacket disconnect)
+        {
+            Assert.True((byte)disconnect.ReasonCode >= 0x80);
+        }
+        else
+        {
+            Assert.Null(answer);
+        }
+    }
+
+    [Fact]
+    public async Task MQTT_3_8_3_4_No_Local_on_a_shared_subscription_is_a_protocol_error()
+    {
+        var v5 = RawVersion.V500;
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var raw = await RawConnectedAsync(broker, v5, "sharednl");
+        await raw.SendAsync(new SubscribePacket { PacketId = 5, Subscriptions = [new("$share/g/t", QualityOfService.AtMostOnce, NoLocal: true)] }, v5);
+        var answers = await raw.ReadUntilClosedAsync(v5, TimeSpan.FromSeconds(5));
+        Assert.Equal(ReasonCode.ProtocolError, Assert.IsType<DisconnectPacket>(Assert.Single(answers)).ReasonCode);
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
     public async Task MQTT_3_8_4_1_SUBSCRIBE_is_answered_with_SUBACK_with_one_code_per_filter(RawVersion version)
     {
         await using var broker = await BrokerInstance.StartAsync();

@@ -36,6 +36,26 @@ public sealed class WillTests
         await raw.DisposeAsync();
         var m = await messages.NextAsync();
         Assert.Equal(("will/t", "gone"), (m.Topic, m.ConvertPayloadToString()));
+        // [MQTT-3.1.2-16 (3.1.1) / 3.1.2-14 (5.0)] Will Retain 0: published as a non-retained message.
+        Assert.False(m.Retain);
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_3_1_2_17_Will_with_Will_Retain_1_is_published_as_retained(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        var will = Will();
+        will.Retain = true;
+        var raw = await RawConnectedAsync(broker, version, "retaining", will: will);
+        await raw.DisposeAsync();
+        await broker.Logs.WaitForAsync(ClientDisconnectedEvent, "Client retaining disconnected", LogWait);
+        var (subscriber, messages) = await SubscriberAsync(broker, V500, "will/#");
+        using var _ = subscriber;
+        var m = await messages.NextAsync();
+        Assert.Equal("gone", m.ConvertPayloadToString());
+        Assert.True(m.Retain);
     }
 
     [Theory]

@@ -107,8 +107,14 @@ internal sealed partial class MqttConnection
             };
             ack.Properties = ackProps;
         }
-        _connected = true;
         WritePacket(ack);
+        if (sessionPresent)
+        {
+            // Before _connected: until then the send loop does not take queued messages, so a message it
+            // takes now cannot also be found in flight here and be sent twice [MQTT-4.4.0-1].
+            ResendInflight(session);
+        }
+        _connected = true;
 
         var timeout = negotiation.EffectiveSeconds == 0 ? TimeSpan.Zero : _services.KeepAlivePolicy.KeepAliveTimeout(negotiation.EffectiveSeconds);
         _services.Wheel.Rearm(_deadline, DeadlineKind.KeepAlive, timeout);
@@ -119,10 +125,6 @@ internal sealed partial class MqttConnection
         BrokerLog.ClientConnected(_services.Logger, clientId, _transport.RemoteEndPoint, VersionText, _keepAlive,
             connect.KeepAliveSeconds, connect.CleanStart, sessionPresent);
 
-        if (sessionPresent)
-        {
-            ResendInflight(session);
-        }
         RingDoorbell();
         return true;
     }
