@@ -15,6 +15,8 @@ internal sealed class KeepAliveHeartbeat(TimerWheel wheel, TimeProvider time) : 
     // exists (BackgroundService may start ExecuteAsync on another thread).
     internal async Task RunAsync(CancellationToken stoppingToken)
     {
+        // Beats on the wheel's grid, so that the measured lag is lateness and not phase.
+        wheel.TryAlignToNow();
         // PeriodicTimer coalesces missed ticks into one; that is fine, Advance works from timestamps.
         using var timer = new PeriodicTimer(wheel.Tick, time);
         try

@@ -41,7 +41,7 @@ internal sealed class TimerWheel : IDisposable
     private readonly TimeProvider _time;
     private readonly TimeProvider? _touchClock;
     private readonly IExpiryDispatcher _dispatcher;
-    private readonly long _origin;
+    private long _origin;
     private readonly long _tickUnits;
     private readonly KeepAliveDeadline?[] _slots;
     private readonly int _slotMask;
@@ -86,6 +86,28 @@ internal sealed class TimerWheel : IDisposable
         BatchSize = batchSize;
         Tick = tick;
         _origin = time.GetTimestamp();
+    }
+
+    /// <summary>
+    /// Moves the tick grid to start now, if the wheel holds no deadline yet. The heartbeat calls it just before it
+    /// creates its timer, so that its beats fall on the grid: otherwise the constant phase between the two (up to
+    /// one tick) would be reported as lag on every beat and hide the real lateness the lag metric is for.
+    /// </summary>
+    public bool TryAlignToNow()
+    {
+        lock (_advanceGate)
+        {
+            lock (_gate)
+            {
+                if (_count != 0 || _disposed)
+                {
+                    return false;
+                }
+                _origin = _time.GetTimestamp();
+                _processedTick = 0;
+                return true;
+            }
+        }
     }
 
     public TimeSpan Tick { get; }
