@@ -43,6 +43,9 @@ public class RoutingBenchmarks
     {
         public int Visits;
 
+        public bool PrefersSharedMember(int value) => true;
+
+
         public void Visit(string clientId, int value, string? shareName) => Visits += value;
     }
 }

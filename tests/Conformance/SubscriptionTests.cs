@@ -107,6 +107,28 @@ public sealed class SubscriptionTests
     }
 
     [Fact]
+    public async Task MQTT_4_8_2_Shared_subscription_prefers_connected_members_over_offline_sessions()
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        // A member whose session outlives its connection: offline, it would only queue the group's messages.
+        var (gone, _) = await SubscriberAsync(broker, V500, "$share/g/pref/#", MqttQualityOfServiceLevel.AtLeastOnce, "sh-offline",
+            o => o.WithCleanSession(false).WithSessionExpiryInterval(300));
+        await gone.DisconnectAsync();
+        gone.Dispose();
+        var (online, messages) = await SubscriberAsync(broker, V500, "$share/g/pref/#", MqttQualityOfServiceLevel.AtLeastOnce);
+        using var _ = online;
+        using var publisher = await MqttClients.ConnectAsync(broker, V500);
+        for (int i = 0; i < 6; i++)
+        {
+            await publisher.PublishAsync("pref/" + i, i.ToString(), MqttQualityOfServiceLevel.AtLeastOnce);
+        }
+        for (int i = 0; i < 6; i++)
+        {
+            Assert.Equal(i.ToString(), (await messages.NextAsync()).ConvertPayloadToString());
+        }
+    }
+
+    [Fact]
     public async Task MQTT_4_8_2_Shared_subscription_delivers_each_message_to_one_member()
     {
         await using var broker = await BrokerInstance.StartAsync();

@@ -12,4 +12,10 @@ internal interface ISubscriptionVisitor<TValue>
     /// overlapping filters is visited once per filter; merging is the caller's job.
     /// </summary>
     void Visit(string clientId, TValue value, string? shareName);
+
+    /// <summary>
+    /// Whether a member of a shared group should be preferred for the next message (the broker prefers
+    /// members that are connected). When no member is preferred, the round-robin choice stands.
+    /// </summary>
+    bool PrefersSharedMember(TValue value);
 }

@@ -133,6 +133,9 @@ internal sealed class RouteBuffer : ISubscriptionVisitor<Subscription>
         _indexBySession?.Clear();
     }
 
+    // [MQTT-4.8.2] a shared group's message goes to one member: prefer one that is connected.
+    public bool PrefersSharedMember(Subscription subscription) => subscription.Session.IsOnline;
+
     public void Visit(string clientId, Subscription subscription, string? shareName)
     {
         // [MQTT-3.8.3-3] No Local: not back to the publisher.

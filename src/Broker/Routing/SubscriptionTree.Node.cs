@@ -212,17 +212,32 @@ internal sealed partial class SubscriptionTree<TValue>
         // Shared by all publishing threads; wraps around harmlessly (used as unsigned).
         private int _turn = -1;
 
-        public bool TryPickMember(out Subscriber member)
+        // Round-robin from the next turn, skipping members the visitor does not prefer (offline clients);
+        // if it prefers none, the round-robin member takes the message (its session queues it).
+        public bool TryPickMember<TVisitor>(ref TVisitor visitor, out Subscriber member)
+            where TVisitor : ISubscriptionVisitor<TValue>, allows ref struct
         {
             var members = _members;
-            if (members.Count == 0)
+            int count = members.Count;
+            if (count == 0)
             {
                 member = default;
                 return false;
             }
 
             uint turn = (uint)Interlocked.Increment(ref _turn);
-            member = members.Items[(int)(turn % (uint)members.Count)];
+            int start = (int)(turn % (uint)count);
+            for (int i = 0; i < count; i++)
+            {
+                ref readonly var candidate = ref members.Items[(start + i) % count];
+                if (visitor.PrefersSharedMember(candidate.Value))
+                {
+                    member = candidate;
+                    return true;
+                }
+            }
+
+            member = members.Items[start];
             return true;
         }
 

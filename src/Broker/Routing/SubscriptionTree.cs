@@ -166,7 +166,7 @@ internal sealed partial class SubscriptionTree<TValue>
         foreach (var group in node.SharedGroups)
         {
             // Each matching group delivers a message to exactly one of its members.
-            if (group.TryPickMember(out var member))
+            if (group.TryPickMember(ref visitor, out var member))
             {
                 visitor.Visit(member.ClientId, member.Value, group.ShareName);
             }

@@ -9,6 +9,11 @@ internal struct CollectingVisitor() : ISubscriptionVisitor<string>
 {
     public List<Delivery> Deliveries { get; } = [];
 
+    /// <summary>Shared-group members this visitor prefers; null prefers every member.</summary>
+    public HashSet<string>? PreferredValues { get; init; }
+
+    public readonly bool PrefersSharedMember(string value) => PreferredValues is null || PreferredValues.Contains(value);
+
     public readonly void Visit(string clientId, string value, string? shareName) =>
         Deliveries.Add(new Delivery(clientId, value, shareName));
 }

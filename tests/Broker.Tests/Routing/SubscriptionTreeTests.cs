@@ -156,6 +156,34 @@ public sealed class SubscriptionTreeTests
     }
 
     [Fact]
+    public void Shared_group_skips_members_the_visitor_does_not_prefer_and_falls_back_to_round_robin()
+    {
+        var tree = new SubscriptionTree<string>();
+        tree.Subscribe("$share/g/sensors/+", "c1", "v1");
+        tree.Subscribe("$share/g/sensors/+", "c2", "v2");
+        tree.Subscribe("$share/g/sensors/+", "c3", "v3");
+
+        // Only c2 is preferred (in the broker: only c2 is connected): it gets every message.
+        for (int i = 0; i < 6; i++)
+        {
+            var visitor = new CollectingVisitor { PreferredValues = ["v2"] };
+            tree.Match("sensors/t1", ref visitor);
+            Assert.Equal("c2", Assert.Single(visitor.Deliveries).ClientId);
+        }
+
+        // Nobody preferred: each message still goes to exactly one member, in turn.
+        var chosen = new HashSet<string>();
+        for (int i = 0; i < 3; i++)
+        {
+            var visitor = new CollectingVisitor { PreferredValues = [] };
+            tree.Match("sensors/t1", ref visitor);
+            chosen.Add(Assert.Single(visitor.Deliveries).ClientId);
+        }
+
+        Assert.Equal(["c1", "c2", "c3"], chosen.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void Shared_groups_and_ordinary_subscriptions_each_receive_the_message()
     {
         var tree = new SubscriptionTree<string>();
@@ -230,6 +258,9 @@ public sealed class SubscriptionTreeAllocationTests
     {
         public int Visits;
         public int ValueSum;
+
+        public bool PrefersSharedMember(int value) => true;
+
 
         public void Visit(string clientId, int value, string? shareName)
         {
