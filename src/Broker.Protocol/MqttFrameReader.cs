@@ -47,7 +47,9 @@ public static class MqttFrameReader
         {
             return ReadStatus.NeedMoreData;
         }
-        byte first = buffer.FirstSpan[0];
+        // A sequence may start with an empty segment (an empty first buffer, or a split at offset 0).
+        var head = buffer.FirstSpan;
+        byte first = head.Length > 0 ? head[0] : FirstByteOfLaterSegment(buffer);
         var type = (PacketType)(first >> 4);
         byte flags = (byte)(first & 0x0F);
         if (!TryValidateFlags(type, flags, out error))
@@ -55,6 +57,12 @@ public static class MqttFrameReader
             return ReadStatus.Error;
         }
         var status = VariableByteInteger.TryRead(buffer.Slice(1), out int remaining, out int vbiLength, out error);
+        if (status == ReadStatus.NeedMoreData && MinimumPacketSize(buffer.Slice(1)) > maxPacketSize)
+        {
+            // The bytes of the Remaining Length seen so far already promise more than the limit.
+            error = Errors.PacketTooLarge;
+            return ReadStatus.Error;
+        }
         if (status != ReadStatus.Complete)
         {
             return status;
@@ -72,6 +80,41 @@ public static class MqttFrameReader
         var body = buffer.Slice(headerLength, remaining);
         frame = new MqttFrame(type, flags, remaining, headerLength, body, body.End);
         return ReadStatus.Complete;
+    }
+
+    private static byte FirstByteOfLaterSegment(in ReadOnlySequence<byte> buffer)
+    {
+        foreach (var segment in buffer)
+        {
+            if (!segment.IsEmpty)
+            {
+                return segment.Span[0];
+            }
+        }
+        throw new InvalidOperationException("a non-empty sequence has a non-empty segment");
+    }
+
+    /// <summary>
+    /// The smallest packet an incomplete Remaining Length can still describe: every byte seen so far has its
+    /// continuation bit set, so at least one more byte follows and contributes at least 1 x 128^n.
+    /// </summary>
+    private static long MinimumPacketSize(in ReadOnlySequence<byte> partialLength)
+    {
+        long value = 0;
+        long multiplier = 1;
+        int count = 0;
+        foreach (var segment in partialLength)
+        {
+            foreach (byte b in segment.Span)
+            {
+                value += (b & 0x7F) * multiplier;
+                multiplier *= 128;
+                count++;
+            }
+        }
+        // With no byte seen the packet may still be the 2-byte "type, 00"; after a continuation byte the
+        // last byte is non-zero, since a trailing 0x00 would not be minimal [MQTT-1.5.5-1].
+        return count == 0 ? 2 : 1 + count + 1 + value + multiplier;
     }
 
     /// <summary>The fixed header flag rules of 2.1.3 / 2.2.2 and the PUBLISH QoS and DUP rules.</summary>

@@ -129,6 +129,15 @@ public static class MqttPacketWriter
         bool v5 = V5(version);
         switch (packet)
         {
+            case PublishPacket p:
+            {
+                long n = GetPublishRemainingLength(version, Encoding.UTF8.GetByteCount(p.Topic), p.QoS, p.Properties, out _, p.Payload.Length);
+                if (n > VariableByteInteger.MaxValue)
+                {
+                    throw new ArgumentException("PUBLISH larger than the maximum remaining length", nameof(packet));
+                }
+                return (int)n;
+            }
             case ConnectPacket c:
             {
                 bool cv5 = c.ProtocolVersion == MqttProtocolVersion.V500;

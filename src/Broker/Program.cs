@@ -17,6 +17,11 @@ catch (OptionsValidationException ex)
     }
     return 2;
 }
+catch (System.Net.Sockets.SocketException ex)
+{
+    Console.Error.WriteLine($"Cannot listen for MQTT on the configured Broker:Tcp:Address / Broker:Tcp:Port: {ex.Message} ({ex.SocketErrorCode})");
+    return 3;
+}
 catch (InvalidOperationException ex) when (ex.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase))
 {
     Console.Error.WriteLine($"Invalid configuration: {ex.Message}");

@@ -86,7 +86,7 @@ internal sealed partial class MqttConnection
         {
             for (int i = 0; i < MaxMessagesPerFlush; i++)
             {
-                if (_writesClosed || !session.TryTakeNext(window, out var message, out ushort packetId))
+                if (_writesClosed || !session.TryTakeNext(this, window, out var message, out ushort packetId))
                 {
                     return false;
                 }

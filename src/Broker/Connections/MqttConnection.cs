@@ -47,6 +47,8 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private bool _publishWill = true;
     private uint? _disconnectSessionExpiry;
     private long _bytesSeen;
+    private long _bytesConsumed;
+    private int _overflowReported;
     private bool _writesClosed;
     private bool _graceful;
     private TimeSpan _gracefulFlushTimeout;
@@ -144,7 +146,9 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                 keepGoing = HandleFrame(frame);
                 buffer = buffer.Slice(frame.End);
             }
-            _bytesSeen += before - buffer.Length;
+            // Seen = consumed so far plus the partial packet still buffered: a half packet is not "unread input".
+            _bytesConsumed += before - buffer.Length;
+            Volatile.Write(ref _bytesSeen, _bytesConsumed + buffer.Length);
             _services.Metrics.BytesReceived(before - buffer.Length);
             input.AdvanceTo(buffer.Start, buffer.End);
             if (!keepGoing)
@@ -380,8 +384,16 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         if (_will is { } will && _publishWill)
         {
             uint delay = will.Properties?.WillDelayInterval ?? 0;
-            delay = Math.Min(delay, stillOwner ? session.ExpiryIntervalSeconds : 0);
-            _services.Wills.Publish(_clientId, BuildWillMessage(will), delay);
+            if (stillOwner)
+            {
+                // [MQTT-3.1.3-9] published when the delay passes or the session ends, whichever is first.
+                _services.Wills.Publish(_clientId, BuildWillMessage(will), Math.Min(delay, session.ExpiryIntervalSeconds));
+            }
+            else if (delay == 0)
+            {
+                // Taken over: the client is already back, so only an undelayed will is still due.
+                _services.Wills.Publish(_clientId, BuildWillMessage(will), 0);
+            }
         }
         BrokerLog.ClientDisconnected(_services.Logger, _clientId, VersionText, _keepAlive, _cause,
             _causeDetail is null ? string.Empty : (_causeDetail.StartsWith(' ') ? _causeDetail : ": " + _causeDetail));
@@ -440,6 +452,10 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
 
     public void OnQueueOverflow()
     {
+        if (Interlocked.Exchange(ref _overflowReported, 1) != 0)
+        {
+            return;
+        }
         // Called under the session's lock: end the connection from the thread pool, not here.
         ThreadPool.UnsafeQueueUserWorkItem(static c =>
         {

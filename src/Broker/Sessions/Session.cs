@@ -174,15 +174,17 @@ internal sealed class Session
     }
 
     /// <summary>
-    /// Takes the next message to send. QoS 1/2 messages wait while the in-flight window is full, and with them
+    /// Takes the next message to send, if <paramref name="owner"/> still owns the session. QoS 1/2 messages wait while the in-flight window is full, and with them
     /// everything queued behind them, which keeps per-topic order [MQTT-4.6.0-6].
     /// </summary>
-    public bool TryTakeNext(int inflightWindow, out OutboundMessage message, out ushort packetId)
+    public bool TryTakeNext(IDeliveryTarget owner, int inflightWindow, out OutboundMessage message, out ushort packetId)
     {
         lock (_gate)
         {
             packetId = 0;
-            if (!_pending.TryPeek(out message))
+            message = default;
+            // A connection that was taken over must not take messages meant for its successor.
+            if (!ReferenceEquals(Owner, owner) || !_pending.TryPeek(out message))
             {
                 return false;
             }
