@@ -73,6 +73,59 @@ public static class MqttPacketDecoder
     }
 
     /// <summary>
+    /// Decodes PUBACK, PUBREC, PUBREL or PUBCOMP without creating a packet object (properties, when a 5.0
+    /// peer sends any, are validated and then dropped: the broker has no use for a reason string here).
+    /// </summary>
+    public static bool TryDecodePublishResponse(in MqttFrame frame, MqttProtocolVersion version, out ushort packetId, out ReasonCode reasonCode, out MqttDecodeError error)
+    {
+        packetId = 0;
+        reasonCode = ReasonCode.Success;
+        if (frame.Type is not (PacketType.PubAck or PacketType.PubRec or PacketType.PubRel or PacketType.PubComp))
+        {
+            error = Errors.UnexpectedPacketForServer;
+            return false;
+        }
+        using var body = new ContiguousBody(frame);
+        var r = new SpanReader(body.Span);
+        if (!r.TryReadUInt16(out packetId))
+        {
+            error = r.Error;
+            return false;
+        }
+        if (packetId == 0)
+        {
+            error = Errors.ZeroPacketIdentifier;
+            return false;
+        }
+        if (version == MqttProtocolVersion.V500 && !r.End)
+        {
+            if (!r.TryReadByte(out byte rc))
+            {
+                error = r.Error;
+                return false;
+            }
+            reasonCode = (ReasonCode)rc;
+            if (!IsValidPublishResponseCode(frame.Type, reasonCode))
+            {
+                error = Errors.InvalidReasonCode;
+                return false;
+            }
+            if (!r.End && !MqttPropertiesCodec.TryRead(ref r, PropertyContext.PublishResponse, out _))
+            {
+                error = r.Error;
+                return false;
+            }
+        }
+        if (!r.End)
+        {
+            error = Errors.TrailingBytes;
+            return false;
+        }
+        error = default;
+        return true;
+    }
+
+    /// <summary>
     /// Decodes CONNECT, which tells the protocol version. <paramref name="protocolLevel"/> is the level byte
     /// as sent (0 if not reached), so that a refusal can be answered in the client's own CONNACK format.
     /// </summary>

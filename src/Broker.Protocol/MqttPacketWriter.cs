@@ -29,6 +29,31 @@ public static class MqttPacketWriter
         output.Advance(2);
     }
 
+    /// <summary>
+    /// PUBACK, PUBREC, PUBREL or PUBCOMP without properties, without a packet object: the broker answers
+    /// every QoS 1/2 publish with one, so this path allocates nothing. 5.0 omits a 0x00 reason code (3.4.2.1).
+    /// </summary>
+    public static int WritePublishResponse(IBufferWriter<byte> output, PacketType type, ushort packetId, ReasonCode reasonCode, MqttProtocolVersion version)
+    {
+        if (type is not (PacketType.PubAck or PacketType.PubRec or PacketType.PubRel or PacketType.PubComp))
+        {
+            throw new ArgumentOutOfRangeException(nameof(type), type, "not a publish response");
+        }
+        bool withCode = version == MqttProtocolVersion.V500 && reasonCode != ReasonCode.Success;
+        int total = withCode ? 5 : 4;
+        var span = output.GetSpan(total);
+        span[0] = (byte)((byte)type << 4 | (type == PacketType.PubRel ? 0b0010 : 0));
+        span[1] = (byte)(total - 2);
+        span[2] = (byte)(packetId >> 8);
+        span[3] = (byte)packetId;
+        if (withCode)
+        {
+            span[4] = (byte)reasonCode;
+        }
+        output.Advance(total);
+        return total;
+    }
+
     /// <summary>The size of the whole PUBLISH, to check against a client's Maximum Packet Size before writing.</summary>
     public static int GetPublishSize(MqttProtocolVersion version, int topicUtf8Length, QualityOfService qos, MqttProperties? properties, long payloadLength)
     {

@@ -2,6 +2,11 @@ using Broker.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
+if (args.Contains(HealthCheckCommand.Switch))
+{
+    return await HealthCheckCommand.RunAsync(args);
+}
+
 try
 {
     using var host = BrokerHost.CreateBuilder(args).Build();

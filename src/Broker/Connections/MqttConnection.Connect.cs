@@ -53,7 +53,7 @@ internal sealed partial class MqttConnection
         }
         if (V5 && connect.Properties?.AuthenticationMethod is { } method)
         {
-            metrics.ConnectAttempt(ConnectResult.MalformedConnect);
+            metrics.ConnectAttempt(ConnectResult.BadAuthenticationMethod);
             return RefuseConnect(_version, (byte)ReasonCode.BadAuthenticationMethod,
                 $"authentication method '{method}' is not supported", DisconnectCause.ConnectRefused);
         }

@@ -58,28 +58,17 @@ internal sealed partial class MqttConnection
                     return ProtocolViolation(new MqttDecodeError(ReasonCode.ReceiveMaximumExceeded, "more QoS 2 publishes in flight than Receive Maximum [MQTT-3.3.4-9]"));
                 }
                 // A resend of a QoS 2 message already received: acknowledge, do not deliver twice [MQTT-4.3.3-10].
-                WritePacket(new PubRecPacket { PacketId = view.PacketId });
+                WritePublishResponse(PacketType.PubRec, view.PacketId, ReasonCode.Success);
                 return true;
             }
         }
 
         int matched = Route(view, topicBytes, aliasedTopic);
 
-        if (view.QoS == QualityOfService.AtLeastOnce)
+        if (view.QoS != QualityOfService.AtMostOnce)
         {
-            WritePacket(new PubAckPacket
-            {
-                PacketId = view.PacketId,
-                ReasonCode = V5 && matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success,
-            });
-        }
-        else if (view.QoS == QualityOfService.ExactlyOnce)
-        {
-            WritePacket(new PubRecPacket
-            {
-                PacketId = view.PacketId,
-                ReasonCode = V5 && matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success,
-            });
+            WritePublishResponse(view.QoS == QualityOfService.AtLeastOnce ? PacketType.PubAck : PacketType.PubRec, view.PacketId,
+                matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success);
         }
         return true;
     }
@@ -91,9 +80,11 @@ internal sealed partial class MqttConnection
     private int Route(in PublishPacketView view, ReadOnlySequence<byte> topicBytes, string? aliasedTopic)
     {
         var router = _services.Router;
+        // Created at the first publish: many devices only ever receive, and idle memory per client counts.
+        var routeBuffer = _routeBuffer ??= new RouteBuffer();
         if (aliasedTopic is not null)
         {
-            router.Match(aliasedTopic, _clientId, _routeBuffer);
+            router.Match(aliasedTopic, _clientId, routeBuffer);
         }
         else
         {
@@ -103,7 +94,7 @@ internal sealed partial class MqttConnection
             try
             {
                 int n = Encoding.UTF8.GetChars(topicBytes, chars);
-                router.Match(chars[..n], _clientId, _routeBuffer);
+                router.Match(chars[..n], _clientId, routeBuffer);
             }
             finally
             {
@@ -113,7 +104,7 @@ internal sealed partial class MqttConnection
                 }
             }
         }
-        int matched = _routeBuffer.Targets.Count;
+        int matched = routeBuffer.Targets.Count;
         if (matched == 0 && !view.Retain)
         {
             _services.Metrics.MessageReceived(view.QoS);
@@ -133,8 +124,8 @@ internal sealed partial class MqttConnection
             ExpiryIntervalSeconds = view.Properties?.MessageExpiryInterval,
             ReceivedTimestamp = _services.Time.GetTimestamp(),
         };
-        router.Deliver(message, _routeBuffer);
-        _routeBuffer.Reset(null);
+        router.Deliver(message, routeBuffer);
+        routeBuffer.Reset(null);
         return matched;
     }
 

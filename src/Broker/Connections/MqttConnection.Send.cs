@@ -25,10 +25,25 @@ internal sealed partial class MqttConnection
         return true;
     }
 
+    /// <summary>PUBACK/PUBREC/PUBREL/PUBCOMP without allocating (3.1.1 has no reason code: it is left out there).</summary>
+    private void WritePublishResponse(PacketType type, ushort packetId, ReasonCode reasonCode)
+    {
+        lock (_writeLock)
+        {
+            if (_writesClosed)
+            {
+                return;
+            }
+            _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(_transport.Output, type, packetId, reasonCode, _version));
+        }
+        _services.Metrics.PacketSent(type);
+        RingDoorbell();
+    }
+
     /// <summary>A CONNACK refusal: written before the connection is established, flushed by the graceful close.</summary>
     private void WritePacketUnconnected(ConnAckPacket packet) => WritePacket(packet);
 
-    private void RingDoorbell() => _doorbell.Writer.TryWrite(true);
+    private void RingDoorbell() => _sendSignal.Set();
 
     /// <summary>
     /// Drains the session queue into the output pipe (bounded batches under the write lock) and flushes.
@@ -37,19 +52,22 @@ internal sealed partial class MqttConnection
     /// </summary>
     private async Task SendLoopAsync()
     {
-        var reader = _doorbell.Reader;
         var output = _transport.Output;
         try
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            while (await _sendSignal.WaitAsync().ConfigureAwait(false))
             {
-                reader.TryRead(out _);
                 bool more;
                 do
                 {
                     more = _connected && WritePendingMessages();
-                    var flushed = await output.FlushAsync(_flushCancel.Token).ConfigureAwait(false);
-                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    var flushed = await output.FlushAsync().ConfigureAwait(false);
+                    if (flushed.IsCanceled)
+                    {
+                        _transport.Abort("graceful close timed out: the client does not read");
+                        return;
+                    }
+                    if (flushed.IsCompleted)
                     {
                         return;
                     }
@@ -59,17 +77,22 @@ internal sealed partial class MqttConnection
             if (Volatile.Read(ref _graceful))
             {
                 // Whatever was written after the last flush (a refusal CONNACK, a DISCONNECT) goes out before the close.
-                await output.FlushAsync(_flushCancel.Token).ConfigureAwait(false);
+                var flushed = await output.FlushAsync().ConfigureAwait(false);
+                if (flushed.IsCanceled)
+                {
+                    _transport.Abort("graceful close timed out: the client does not read");
+                    return;
+                }
                 await _transport.CloseAsync(_gracefulFlushTimeout).ConfigureAwait(false);
             }
-        }
-        catch (OperationCanceledException)
-        {
-            _transport.Abort("graceful close timed out: the client does not read");
         }
         catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException or System.IO.IOException)
         {
             _transport.Abort(ex.Message);
+        }
+        finally
+        {
+            _closeTimer?.Dispose();
         }
     }
 
@@ -110,7 +133,8 @@ internal sealed partial class MqttConnection
             {
                 if (m.Released)
                 {
-                    _services.Metrics.BytesSent(MqttPacketWriter.Write(_transport.Output, new PubRelPacket { PacketId = m.PacketId }, _version));
+                    _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(_transport.Output, PacketType.PubRel, m.PacketId, ReasonCode.Success, _version));
+                    _services.Metrics.PacketSent(PacketType.PubRel);
                 }
                 else
                 {

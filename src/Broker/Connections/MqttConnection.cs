@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Threading.Channels;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
 using Broker.Protocol;
@@ -26,12 +25,8 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private readonly IConnectionTransport _transport;
     private readonly ConnectionServices _services;
     private readonly object _writeLock = new();
-    private readonly Channel<bool> _doorbell = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
-    {
-        FullMode = BoundedChannelFullMode.DropWrite,
-        SingleReader = true,
-    });
-    private readonly RouteBuffer _routeBuffer = new();
+    private readonly SendSignal _sendSignal = new();
+    private RouteBuffer? _routeBuffer;
     private readonly KeepAliveDeadline _deadline;
 
     private MqttProtocolVersion _version = MqttProtocolVersion.V311;
@@ -52,7 +47,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private bool _writesClosed;
     private bool _graceful;
     private TimeSpan _gracefulFlushTimeout;
-    private readonly CancellationTokenSource _flushCancel = new();
+    private ITimer? _closeTimer;
 
     // Negotiated limits of the client (5.0), defaults for 3.1.1.
     private int _clientReceiveMaximum = ushort.MaxValue;
@@ -79,9 +74,68 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     {
         _services.Registry.Add(this);
         var sendLoop = SendLoopAsync();
+        // The read loop lives in this method (not a separate async method) so an idle connection keeps one
+        // suspended state machine for reading, not two.
         try
         {
-            await ReadLoopAsync();
+            var input = _transport.Input;
+            int maxPacketSize = _services.Limits.MaxPacketSize;
+            while (Volatile.Read(ref _endState) == 0)
+            {
+                ReadResult result;
+                try
+                {
+                    result = await input.ReadAsync();
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    SetCause(DisconnectCause.SocketError, ex.Message);
+                    return;
+                }
+                var buffer = result.Buffer;
+                long before = buffer.Length;
+                bool keepGoing = true;
+                while (keepGoing)
+                {
+                    var status = MqttFrameReader.TryReadFrame(buffer, maxPacketSize, out var frame, out var error);
+                    if (status == ReadStatus.NeedMoreData)
+                    {
+                        break;
+                    }
+                    if (status == ReadStatus.Error)
+                    {
+                        ProtocolViolation(error);
+                        keepGoing = false;
+                        break;
+                    }
+                    // [MQTT-3.1.2-24] any control packet counts as activity, not only PINGREQ.
+                    _deadline.Touch();
+                    _services.Metrics.PacketReceived(frame.Type);
+                    keepGoing = HandleFrame(frame);
+                    buffer = buffer.Slice(frame.End);
+                }
+                // Seen = consumed so far plus the partial packet still buffered: a half packet is not "unread input".
+                _bytesConsumed += before - buffer.Length;
+                Volatile.Write(ref _bytesSeen, _bytesConsumed + buffer.Length);
+                _services.Metrics.BytesReceived(before - buffer.Length);
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (!keepGoing)
+                {
+                    return;
+                }
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    if (buffer.Length > 0)
+                    {
+                        SetCause(DisconnectCause.SocketClosed, "connection closed inside a packet");
+                    }
+                    else
+                    {
+                        SetCause(DisconnectCause.SocketClosed, null);
+                    }
+                    return;
+                }
+            }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -94,7 +148,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         finally
         {
             End(_cause, _causeDetail);
-            _doorbell.Writer.TryComplete();
+            _sendSignal.Complete();
             try
             {
                 await sendLoop;
@@ -105,68 +159,6 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                 _ = ex;
             }
             Cleanup();
-        }
-    }
-
-    private async Task ReadLoopAsync()
-    {
-        var input = _transport.Input;
-        int maxPacketSize = _services.Limits.MaxPacketSize;
-        while (Volatile.Read(ref _endState) == 0)
-        {
-            ReadResult result;
-            try
-            {
-                result = await input.ReadAsync();
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                SetCause(DisconnectCause.SocketError, ex.Message);
-                return;
-            }
-            var buffer = result.Buffer;
-            long before = buffer.Length;
-            bool keepGoing = true;
-            while (keepGoing)
-            {
-                var status = MqttFrameReader.TryReadFrame(buffer, maxPacketSize, out var frame, out var error);
-                if (status == ReadStatus.NeedMoreData)
-                {
-                    break;
-                }
-                if (status == ReadStatus.Error)
-                {
-                    ProtocolViolation(error);
-                    keepGoing = false;
-                    break;
-                }
-                // [MQTT-3.1.2-24] any control packet counts as activity, not only PINGREQ.
-                _deadline.Touch();
-                _services.Metrics.PacketReceived(frame.Type);
-                keepGoing = HandleFrame(frame);
-                buffer = buffer.Slice(frame.End);
-            }
-            // Seen = consumed so far plus the partial packet still buffered: a half packet is not "unread input".
-            _bytesConsumed += before - buffer.Length;
-            Volatile.Write(ref _bytesSeen, _bytesConsumed + buffer.Length);
-            _services.Metrics.BytesReceived(before - buffer.Length);
-            input.AdvanceTo(buffer.Start, buffer.End);
-            if (!keepGoing)
-            {
-                return;
-            }
-            if (result.IsCompleted || result.IsCanceled)
-            {
-                if (buffer.Length > 0)
-                {
-                    SetCause(DisconnectCause.SocketClosed, "connection closed inside a packet");
-                }
-                else
-                {
-                    SetCause(DisconnectCause.SocketClosed, null);
-                }
-                return;
-            }
         }
     }
 
@@ -196,11 +188,19 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                     MqttPacketWriter.WritePingResp(_transport.Output);
                 }
                 _services.Metrics.PacketSent(PacketType.PingResp);
+                _services.Metrics.BytesSent(2);
                 RingDoorbell();
                 return true;
             case PacketType.Connect:
                 // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
                 return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "second CONNECT on one connection [MQTT-3.1.0-2]"));
+            case PacketType.PubAck or PacketType.PubRec or PacketType.PubRel or PacketType.PubComp:
+                // The acknowledgements of every QoS 1/2 message: decoded without a packet object.
+                if (!MqttPacketDecoder.TryDecodePublishResponse(frame, _version, out ushort packetId, out var reasonCode, out var ackError))
+                {
+                    return ProtocolViolation(ackError);
+                }
+                return HandlePublishResponse(frame.Type, packetId, reasonCode);
         }
         if (!MqttPacketDecoder.TryDecode(frame, _version, out var packet, out var error))
         {
@@ -208,18 +208,6 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         }
         switch (packet)
         {
-            case PubAckPacket ack:
-                _session!.Complete(ack.PacketId, QualityOfService.AtLeastOnce);
-                RingDoorbell();
-                return true;
-            case PubRecPacket rec:
-                return HandlePubRec(rec);
-            case PubRelPacket rel:
-                return HandlePubRel(rel);
-            case PubCompPacket comp:
-                _session!.Complete(comp.PacketId, QualityOfService.ExactlyOnce);
-                RingDoorbell();
-                return true;
             case SubscribePacket subscribe:
                 HandleSubscribe(subscribe);
                 return true;
@@ -237,34 +225,33 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         }
     }
 
-    private bool HandlePubRec(PubRecPacket rec)
+    private bool HandlePublishResponse(PacketType type, ushort packetId, ReasonCode reasonCode)
     {
         var session = _session!;
-        if ((byte)rec.ReasonCode >= 0x80)
+        switch (type)
         {
-            // 5.0: a failed PUBREC ends the exchange [MQTT-4.3.3-?]; the packet id is free again.
-            session.Drop(rec.PacketId);
-            RingDoorbell();
-            return true;
+            case PacketType.PubAck:
+                session.Complete(packetId, QualityOfService.AtLeastOnce);
+                break;
+            case PacketType.PubComp:
+                session.Complete(packetId, QualityOfService.ExactlyOnce);
+                break;
+            case PacketType.PubRec when (byte)reasonCode >= 0x80:
+                // 5.0: a PUBREC with a failure code ends the exchange [MQTT-4.3.3-4]; the packet id is free again.
+                session.Drop(packetId);
+                break;
+            case PacketType.PubRec:
+                bool known = session.Release(packetId);
+                WritePublishResponse(PacketType.PubRel, packetId, known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
+                return true;
+            case PacketType.PubRel:
+                bool pending = session.RemoveInboundQoS2(packetId);
+                // [MQTT-4.3.3-11] PUBCOMP for every PUBREL, even a repeated one.
+                WritePublishResponse(PacketType.PubComp, packetId, pending || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
+                return true;
         }
-        bool known = session.Release(rec.PacketId);
-        WritePacket(new PubRelPacket
-        {
-            PacketId = rec.PacketId,
-            ReasonCode = known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
-        });
-        return true;
-    }
-
-    private bool HandlePubRel(PubRelPacket rel)
-    {
-        bool known = _session!.RemoveInboundQoS2(rel.PacketId);
-        // [MQTT-4.3.3-11] PUBCOMP for every PUBREL, even a repeated one.
-        WritePacket(new PubCompPacket
-        {
-            PacketId = rel.PacketId,
-            ReasonCode = known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
-        });
+        // A completed message frees a slot of the in-flight window: more may be sent.
+        RingDoorbell();
         return true;
     }
 
@@ -291,7 +278,10 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private bool ProtocolViolation(MqttDecodeError error)
     {
         BrokerLog.ProtocolViolation(_services.Logger, _clientId.Length == 0 ? "(not connected)" : _clientId, _transport.RemoteEndPoint, error.ToString());
-        return Fail(DisconnectCause.ProtocolError, error.ToString(), error.Code);
+        var cause = error.Code is ReasonCode.PacketTooLarge or ReasonCode.ReceiveMaximumExceeded
+            ? DisconnectCause.LimitExceeded
+            : DisconnectCause.ProtocolError;
+        return Fail(cause, error.ToString(), error.Code);
     }
 
     /// <summary>
@@ -345,12 +335,13 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             _gracefulFlushTimeout = timeout;
             Volatile.Write(ref _graceful, true);
             // A client that does not read cannot hold the close: the flush is cancelled after the timeout.
-            _flushCancel.CancelAfter(timeout);
-            _doorbell.Writer.TryComplete();
+            _closeTimer = _services.Time.CreateTimer(static state => ((MqttConnection)state!)._transport.Output.CancelPendingFlush(),
+                this, timeout, Timeout.InfiniteTimeSpan);
+            _sendSignal.Complete();
         }
         else
         {
-            _doorbell.Writer.TryComplete();
+            _sendSignal.Complete();
             _transport.Abort(cause.ToString());
         }
     }
@@ -369,16 +360,13 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     {
         _services.Registry.Remove(this);
         _services.Wheel.Remove(_deadline);
+        // Every connection ends with one recorded cause, refused and silent ones included.
+        _services.Metrics.Disconnect(_cause);
         if (!_connected)
         {
-            if (_cause is DisconnectCause.ConnectTimeout)
-            {
-                _services.Metrics.Disconnect(DisconnectCause.ConnectTimeout);
-            }
             return;
         }
         _services.Metrics.ClientDisconnected(_version);
-        _services.Metrics.Disconnect(_cause);
         var session = _session!;
         bool stillOwner = _services.Sessions.Detach(session, this, _disconnectSessionExpiry);
         if (_will is { } will && _publishWill)

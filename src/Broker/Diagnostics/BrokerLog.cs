@@ -44,4 +44,7 @@ internal static partial class BrokerLog
 
     [LoggerMessage(13, LogLevel.Warning, "Keep-alive wheel tick ran {LagMs:F0} ms late: the broker was stalled; connections with unread input are not expired")]
     public static partial void TickLag(ILogger logger, double lagMs);
+
+    [LoggerMessage(30, LogLevel.Information, "Metrics and health endpoint on http://{EndPoint} (/metrics, /healthz, /readyz)")]
+    public static partial void MetricsListening(ILogger logger, EndPoint endPoint);
 }

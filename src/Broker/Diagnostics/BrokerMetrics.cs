@@ -17,6 +17,8 @@ internal enum DisconnectCause
     ServerShutdown,
     SlowConsumer,
     ConnectRefused,
+    /// <summary>A configured limit was exceeded by the client (packet size, receive maximum).</summary>
+    LimitExceeded,
 }
 
 internal enum ConnectResult
@@ -26,6 +28,7 @@ internal enum ConnectResult
     IdentifierRejected,
     KeepAliveRefused,
     MalformedConnect,
+    BadAuthenticationMethod,
 }
 
 internal enum DropReason
@@ -81,8 +84,8 @@ internal sealed class BrokerMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5] });
         _packetsReceived = _meter.CreateCounter<long>("mqtt.packets.received", "{packet}", "Control packets received, by type");
         _packetsSent = _meter.CreateCounter<long>("mqtt.packets.sent", "{packet}", "Control packets sent, by type");
-        _bytesReceived = _meter.CreateCounter<long>("mqtt.bytes.received", "By", "Bytes received from clients");
-        _bytesSent = _meter.CreateCounter<long>("mqtt.bytes.sent", "By", "Bytes sent to clients");
+        _bytesReceived = _meter.CreateCounter<long>("mqtt.network.received", "By", "Bytes received from clients");
+        _bytesSent = _meter.CreateCounter<long>("mqtt.network.sent", "By", "Bytes written towards clients");
         _messagesPublished = _meter.CreateCounter<long>("mqtt.messages.published", "{message}", "PUBLISH messages accepted from clients (and wills), by QoS");
         _messagesDelivered = _meter.CreateCounter<long>("mqtt.messages.delivered", "{message}", "PUBLISH messages written to subscribers, by QoS");
         _messagesDropped = _meter.CreateCounter<long>("mqtt.messages.dropped", "{message}", "Messages not delivered, by reason");
@@ -104,6 +107,8 @@ internal sealed class BrokerMetrics : IDisposable
 
     private static string ToSnakeCase(string name)
     {
+        // "QoS0Congestion" is "qos0_congestion", not "qo_s0_congestion".
+        name = name.Replace("QoS", "Qos", StringComparison.Ordinal);
         var sb = new System.Text.StringBuilder();
         for (int i = 0; i < name.Length; i++)
         {
@@ -135,12 +140,13 @@ internal sealed class BrokerMetrics : IDisposable
 
     /// <summary>Gauges read at collection time from the broker's state (sessions, subscriptions, retained, queues).</summary>
     public void ObserveState(Func<IEnumerable<Measurement<long>>> sessions, Func<long> subscriptions, Func<long> retained,
-        Func<IEnumerable<Measurement<long>>> queued)
+        Func<IEnumerable<Measurement<long>>> pending)
     {
         _meter.CreateObservableGauge("mqtt.sessions", sessions, "{session}", "Sessions by state (online, offline)");
         _meter.CreateObservableGauge("mqtt.subscriptions", subscriptions, "{subscription}", "Subscriptions in the topic tree");
         _meter.CreateObservableGauge("mqtt.retained.messages", retained, "{message}", "Retained messages stored");
-        _meter.CreateObservableGauge("mqtt.messages.pending", queued, "{message}", "QoS 1/2 messages queued or in flight to clients (state)");
+        _meter.CreateObservableGauge("mqtt.messages.pending", pending, "{message}",
+            "Messages held for sessions: queued (not yet sent) or inflight (QoS 1/2 sent, not yet acknowledged)");
     }
 
     public void Dispose() => _meter.Dispose();

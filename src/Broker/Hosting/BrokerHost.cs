@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Broker.Connections;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
@@ -10,6 +11,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 
 namespace Broker.Hosting;
 
@@ -48,6 +50,7 @@ internal static class BrokerHost
         AddValidatedOptions<TcpOptions, TcpOptionsValidator>(services, configuration, TcpOptions.SectionName);
         AddValidatedOptions<TcpKeepAliveOptions, TcpKeepAliveOptionsValidator>(services, configuration, TcpKeepAliveOptions.SectionName);
         AddValidatedOptions<BrokerLimitsOptions, BrokerLimitsOptionsValidator>(services, configuration, BrokerLimitsOptions.Section);
+        AddValidatedOptions<MetricsOptions, MetricsOptionsValidator>(services, configuration, MetricsOptions.SectionName);
         services.AddKeepAliveEngine(configuration);
 
         services.AddMetrics();
@@ -70,9 +73,37 @@ internal static class BrokerHost
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Connections"),
             sp.GetRequiredService<ConnectionRegistry>()));
         services.TryAddSingleton<BrokerServer>();
+        AddMetricsEndpoint(services, configuration);
         services.AddHostedService(sp => sp.GetRequiredService<BrokerServer>());
         services.AddHostedService<SessionExpiryService>();
         services.AddHostedService<BrokerStateObserver>();
+    }
+
+    /// <summary>
+    /// Registered before the MQTT listener so that it starts first (/readyz answers 503 until the listener is
+    /// bound) and stops last (/readyz turns 503 as soon as the listener stops accepting).
+    /// </summary>
+    private static void AddMetricsEndpoint(IServiceCollection services, IConfiguration configuration)
+    {
+        services.TryAddSingleton<MetricsEndpoint>();
+        services.AddHostedService(sp => sp.GetRequiredService<MetricsEndpoint>());
+        // Without the endpoint nobody reads the instruments, so nothing listens to them either and recording
+        // costs one "enabled?" check.
+        if (configuration.GetValue(MetricsOptions.SectionName + ":" + nameof(MetricsOptions.Enabled), true))
+        {
+            services.AddOpenTelemetry().WithMetrics(m =>
+            {
+                m.AddMeter(BrokerMetrics.MeterName).AddPrometheusExporter();
+                // The SDK listens by meter name process-wide: with several brokers in one process (the
+                // in-process tests) it would also pick up the others' "MqttBroker" instruments, and keep the
+                // first of each name. Only instruments of this container's meter factory are kept.
+                ((IDeferredMeterProviderBuilder)m).Configure((sp, builder) =>
+                {
+                    var ownFactory = sp.GetRequiredService<IMeterFactory>();
+                    builder.AddView(instrument => ReferenceEquals(instrument.Meter.Scope, ownFactory) ? null : MetricStreamConfiguration.Drop);
+                });
+            });
+        }
     }
 
     private static void AddValidatedOptions<TOptions, TValidator>(IServiceCollection services, IConfiguration configuration, string section)

@@ -12,21 +12,26 @@ namespace Broker.Hosting;
 internal sealed class BrokerStateObserver(BrokerMetrics metrics, SessionStore sessions, Router router, TimerWheel wheel,
     ILogger<BrokerStateObserver> logger) : IHostedService
 {
+    private static readonly KeyValuePair<string, object?> OnlineTag = new("state", "online");
+    private static readonly KeyValuePair<string, object?> OfflineTag = new("state", "offline");
+    private static readonly KeyValuePair<string, object?> QueuedTag = new("state", "queued");
+    private static readonly KeyValuePair<string, object?> InflightTag = new("state", "inflight");
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         metrics.ObserveState(
             () =>
             {
-                int online = sessions.OnlineCount();
-                return
-                [
-                    new Measurement<long>(online, new KeyValuePair<string, object?>("state", "online")),
-                    new Measurement<long>(sessions.Count - online, new KeyValuePair<string, object?>("state", "offline")),
-                ];
+                var counts = sessions.Measure();
+                return [new Measurement<long>(counts.Online, OnlineTag), new Measurement<long>(counts.Offline, OfflineTag)];
             },
             () => router.SubscriptionCount,
             () => router.RetainedCount,
-            () => [new Measurement<long>(0, new KeyValuePair<string, object?>("state", "queued"))]);
+            () =>
+            {
+                var counts = sessions.Measure();
+                return [new Measurement<long>(counts.Queued, QueuedTag), new Measurement<long>(counts.Inflight, InflightTag)];
+            });
         wheel.TickLagMeasured += OnTickLag;
         return Task.CompletedTask;
     }

@@ -121,7 +121,7 @@ internal sealed class Router
 internal sealed class RouteBuffer : ISubscriptionVisitor<Subscription>
 {
     private readonly List<RouteTarget> _targets = new();
-    private readonly Dictionary<Session, int> _indexBySession = new(ReferenceEqualityComparer.Instance);
+    private Dictionary<Session, int>? _indexBySession;
     private string? _publisher;
 
     public List<RouteTarget> Targets => _targets;
@@ -130,7 +130,7 @@ internal sealed class RouteBuffer : ISubscriptionVisitor<Subscription>
     {
         _publisher = publisherClientId;
         _targets.Clear();
-        _indexBySession.Clear();
+        _indexBySession?.Clear();
     }
 
     public void Visit(string clientId, Subscription subscription, string? shareName)
@@ -141,7 +141,7 @@ internal sealed class RouteBuffer : ISubscriptionVisitor<Subscription>
             return;
         }
         var session = subscription.Session;
-        if (_indexBySession.TryGetValue(session, out int index))
+        if (_indexBySession is not null && _indexBySession.TryGetValue(session, out int index))
         {
             var merged = _targets[index];
             if (subscription.QoS > merged.MaxQoS)
@@ -159,7 +159,7 @@ internal sealed class RouteBuffer : ISubscriptionVisitor<Subscription>
         // Overlap is only possible when the session has more than one subscription: skip the map otherwise.
         if (session.SubscriptionCountHint > 1)
         {
-            _indexBySession[session] = _targets.Count;
+            (_indexBySession ??= new Dictionary<Session, int>(ReferenceEqualityComparer.Instance))[session] = _targets.Count;
         }
         _targets.Add(new RouteTarget
         {

@@ -29,10 +29,11 @@ internal enum EnqueueResult
 internal sealed class Session
 {
     private readonly object _gate = new();
-    private readonly Dictionary<string, Subscription> _subscriptions = new(StringComparer.Ordinal);
-    private readonly Queue<OutboundMessage> _pending = new();
-    private readonly OrderedDictionary<ushort, InflightMessage> _inflight = new();
-    private readonly HashSet<ushort> _inboundQoS2 = new();
+    // Created on first use: most devices of a fleet never subscribe or receive, and idle memory per client counts.
+    private Dictionary<string, Subscription>? _subscriptions;
+    private Queue<OutboundMessage>? _pending;
+    private OrderedDictionary<ushort, InflightMessage>? _inflight;
+    private HashSet<ushort>? _inboundQoS2;
     private ushort _lastPacketId;
 
     public Session(string clientId)
@@ -59,7 +60,7 @@ internal sealed class Session
         {
             lock (_gate)
             {
-                return _subscriptions.Count;
+                return _subscriptions?.Count ?? 0;
             }
         }
     }
@@ -70,7 +71,7 @@ internal sealed class Session
         {
             lock (_gate)
             {
-                return _pending.Count;
+                return _pending?.Count ?? 0;
             }
         }
     }
@@ -81,7 +82,7 @@ internal sealed class Session
         {
             lock (_gate)
             {
-                return _inflight.Count;
+                return _inflight?.Count ?? 0;
             }
         }
     }
@@ -118,6 +119,7 @@ internal sealed class Session
     {
         lock (_gate)
         {
+            _subscriptions ??= new Dictionary<string, Subscription>(StringComparer.Ordinal);
             _subscriptions.TryGetValue(subscription.Filter, out replaced);
             _subscriptions[subscription.Filter] = subscription;
             Volatile.Write(ref _subscriptionCountHint, _subscriptions.Count);
@@ -129,8 +131,9 @@ internal sealed class Session
     {
         lock (_gate)
         {
-            bool found = _subscriptions.Remove(filter, out removed);
-            Volatile.Write(ref _subscriptionCountHint, _subscriptions.Count);
+            removed = null;
+            bool found = _subscriptions is not null && _subscriptions.Remove(filter, out removed);
+            Volatile.Write(ref _subscriptionCountHint, _subscriptions?.Count ?? 0);
             return found;
         }
     }
@@ -139,7 +142,7 @@ internal sealed class Session
     {
         lock (_gate)
         {
-            return [.. _subscriptions.Values];
+            return _subscriptions is null ? [] : [.. _subscriptions.Values];
         }
     }
 
@@ -153,12 +156,12 @@ internal sealed class Session
             if (message.QoS == QualityOfService.AtMostOnce)
             {
                 // QoS 0 is not kept for offline sessions, and is the first thing dropped for a slow client.
-                if (owner is null || _pending.Count >= maxQueued)
+                if (owner is null || (_pending?.Count ?? 0) >= maxQueued)
                 {
                     return EnqueueResult.DroppedQoS0;
                 }
             }
-            else if (_pending.Count >= maxQueued)
+            else if ((_pending?.Count ?? 0) >= maxQueued)
             {
                 if (owner is null)
                 {
@@ -167,7 +170,7 @@ internal sealed class Session
                 owner.OnQueueOverflow();
                 return EnqueueResult.Overflow;
             }
-            _pending.Enqueue(message);
+            (_pending ??= new Queue<OutboundMessage>()).Enqueue(message);
         }
         owner?.NotifyPending();
         return EnqueueResult.Queued;
@@ -184,12 +187,13 @@ internal sealed class Session
             packetId = 0;
             message = default;
             // A connection that was taken over must not take messages meant for its successor.
-            if (!ReferenceEquals(Owner, owner) || !_pending.TryPeek(out message))
+            if (!ReferenceEquals(Owner, owner) || _pending is null || !_pending.TryPeek(out message))
             {
                 return false;
             }
             if (message.QoS != QualityOfService.AtMostOnce)
             {
+                _inflight ??= new OrderedDictionary<ushort, InflightMessage>();
                 if (_inflight.Count >= inflightWindow)
                 {
                     return false;
@@ -209,7 +213,7 @@ internal sealed class Session
         {
             _lastPacketId = _lastPacketId == ushort.MaxValue ? (ushort)1 : (ushort)(_lastPacketId + 1);
         }
-        while (_inflight.ContainsKey(_lastPacketId));
+        while (_inflight!.ContainsKey(_lastPacketId));
         return _lastPacketId;
     }
 
@@ -218,7 +222,7 @@ internal sealed class Session
     {
         lock (_gate)
         {
-            if (_inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == expected
+            if (_inflight is not null && _inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == expected
                 && (expected == QualityOfService.AtLeastOnce || inflight.Released))
             {
                 _inflight.Remove(packetId);
@@ -233,7 +237,7 @@ internal sealed class Session
     {
         lock (_gate)
         {
-            if (_inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == QualityOfService.ExactlyOnce)
+            if (_inflight is not null && _inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == QualityOfService.ExactlyOnce)
             {
                 inflight.Released = true;
                 return true;
@@ -247,7 +251,7 @@ internal sealed class Session
     {
         lock (_gate)
         {
-            _inflight.Remove(packetId);
+            _inflight?.Remove(packetId);
         }
     }
 
@@ -256,7 +260,7 @@ internal sealed class Session
     {
         lock (_gate)
         {
-            return [.. _inflight.Values];
+            return _inflight is null ? [] : [.. _inflight.Values];
         }
     }
 
@@ -266,6 +270,7 @@ internal sealed class Session
         lock (_gate)
         {
             exceeded = false;
+            _inboundQoS2 ??= new HashSet<ushort>();
             if (_inboundQoS2.Contains(packetId))
             {
                 return false;
@@ -284,7 +289,7 @@ internal sealed class Session
     {
         lock (_gate)
         {
-            return _inboundQoS2.Remove(packetId);
+            return _inboundQoS2 is not null && _inboundQoS2.Remove(packetId);
         }
     }
 
@@ -295,7 +300,7 @@ internal sealed class Session
         {
             lock (_gate)
             {
-                return _inboundQoS2.Count;
+                return _inboundQoS2?.Count ?? 0;
             }
         }
     }

@@ -122,6 +122,29 @@ internal sealed class SessionStore
         return n;
     }
 
+    /// <summary>
+    /// One pass over all sessions for the gauges, at collection time (not on a hot path). Enumerates the
+    /// dictionary itself rather than <c>Values</c>, which would copy every session into a list first.
+    /// </summary>
+    public SessionCounts Measure()
+    {
+        long online = 0, offline = 0, queued = 0, inflight = 0;
+        foreach (var (_, session) in _sessions)
+        {
+            if (session.IsOnline)
+            {
+                online++;
+            }
+            else
+            {
+                offline++;
+            }
+            queued += session.PendingCount;
+            inflight += session.InflightCount;
+        }
+        return new SessionCounts(online, offline, queued, inflight);
+    }
+
     private void Discard(Session session)
     {
         _sessions.TryRemove(new KeyValuePair<string, Session>(session.ClientId, session));
@@ -131,3 +154,6 @@ internal sealed class SessionStore
         }
     }
 }
+
+/// <summary>Sessions by state and the messages they hold, as seen by one pass of <see cref="SessionStore.Measure"/>.</summary>
+internal readonly record struct SessionCounts(long Online, long Offline, long Queued, long Inflight);

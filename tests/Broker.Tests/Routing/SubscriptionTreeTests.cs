@@ -258,14 +258,19 @@ public sealed class SubscriptionTreeAllocationTests
             tree.Match(topic, ref visitor); // warm-up: JIT and tiering
         }
 
-        visitor = new CountingVisitor();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++)
+        // Best of three runs: a one-off runtime allocation (tiered re-JIT) may land in one; a per-match one shows in all.
+        long allocated = long.MaxValue;
+        for (int attempt = 0; attempt < 3 && allocated != 0; attempt++)
         {
-            tree.Match(topic, ref visitor);
-        }
+            visitor = new CountingVisitor();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++)
+            {
+                tree.Match(topic, ref visitor);
+            }
 
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        }
 
         Assert.Equal(0, allocated);
         Assert.Equal(1000 * (1 + 100 + 1 + 1), visitor.Visits);

@@ -38,6 +38,9 @@ internal sealed class BrokerInstance : IAsyncDisposable
             {
                 ["Broker:Tcp:Address"] = "127.0.0.1",
                 ["Broker:Tcp:Port"] = "0",
+                // Never the default 9464: tests run in parallel and next to a broker started by hand.
+                ["Broker:Metrics:Address"] = "127.0.0.1",
+                ["Broker:Metrics:Port"] = "0",
             };
             if (settings is not null)
             {
@@ -76,12 +79,47 @@ internal sealed class BrokerInstance : IAsyncDisposable
 internal sealed class LogCollector : ILoggerProvider
 {
     private readonly ConcurrentQueue<(LogLevel Level, string Category, EventId EventId, string Message)> _entries = new();
+    private TaskCompletionSource _appended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public IReadOnlyList<(LogLevel Level, string Category, EventId EventId, string Message)> Entries => [.. _entries];
 
     public IEnumerable<string> Messages(int eventId) => _entries.Where(e => e.EventId.Id == eventId).Select(e => e.Message);
 
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+    /// <summary>
+    /// Waits (bounded) for a log line with <paramref name="eventId"/> whose message contains <paramref name="text"/>:
+    /// the way a test learns that the broker finished something it cannot observe on the wire.
+    /// </summary>
+    public async Task<string> WaitForAsync(int eventId, string text, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            var appended = Volatile.Read(ref _appended);
+            foreach (var message in Messages(eventId))
+            {
+                if (message.Contains(text, StringComparison.Ordinal))
+                {
+                    return message;
+                }
+            }
+            try
+            {
+                await appended.Task.WaitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"no log event {eventId} containing '{text}' within {timeout}");
+            }
+        }
+    }
+
+    private void Append((LogLevel, string, EventId, string) entry)
+    {
+        _entries.Enqueue(entry);
+        Interlocked.Exchange(ref _appended, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
 
     public void Dispose()
     {
@@ -94,6 +132,6 @@ internal sealed class LogCollector : ILoggerProvider
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            => owner._entries.Enqueue((logLevel, category, eventId, formatter(state, exception) + (exception is null ? "" : " " + exception)));
+            => owner.Append((logLevel, category, eventId, formatter(state, exception) + (exception is null ? "" : " " + exception)));
     }
 }

@@ -1,0 +1,68 @@
+using System.Diagnostics.Metrics;
+using Broker.Diagnostics;
+using Broker.Hosting;
+using Broker.Protocol;
+using Xunit;
+
+namespace Broker.Tests.Diagnostics;
+
+/// <summary>The label values docs/metrics.md promises, and the metrics options' messages naming their keys.</summary>
+public sealed class BrokerMetricsTests
+{
+    [Fact]
+    public void Recordings_carry_the_documented_label_values()
+    {
+        using var metrics = new BrokerMetrics();
+        var seen = new List<(string Instrument, long Value, string Tag)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, metrics.Meter))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+            seen.Add((instrument.Name, value, tags.Length == 0 ? "" : $"{tags[0].Key}={tags[0].Value}")));
+        listener.Start();
+
+        metrics.Disconnect(DisconnectCause.KeepAliveTimeout);
+        metrics.Disconnect(DisconnectCause.LimitExceeded);
+        metrics.MessageDropped(DropReason.QoS0Congestion);
+        metrics.ConnectAttempt(ConnectResult.BadAuthenticationMethod);
+        metrics.PacketReceived(PacketType.PingReq);
+        metrics.ClientConnected(MqttProtocolVersion.V500);
+        metrics.ClientDisconnected(MqttProtocolVersion.V311);
+
+        Assert.Equal(
+        [
+            ("mqtt.disconnects", 1, "cause=keep_alive_timeout"),
+            ("mqtt.disconnects", 1, "cause=limit_exceeded"),
+            ("mqtt.messages.dropped", 1, "reason=qos0_congestion"),
+            ("mqtt.connect.attempts", 1, "result=bad_authentication_method"),
+            ("mqtt.packets.received", 1, "type=PINGREQ"),
+            ("mqtt.clients.connected", 1, "protocol=5.0"),
+            ("mqtt.clients.connected", -1, "protocol=3.1.1"),
+        ], seen);
+    }
+
+    [Theory]
+    [InlineData("nowhere", 9464, "Broker:Metrics:Address must be an IPv4 or IPv6 address (was 'nowhere')")]
+    [InlineData("127.0.0.1", 70000, "Broker:Metrics:Port must be between 0 and 65535 (was 70000)")]
+    [InlineData("127.0.0.1", -1, "Broker:Metrics:Port must be between 0 and 65535 (was -1)")]
+    public void Invalid_metrics_options_name_the_key(string address, int port, string expected)
+    {
+        var result = new MetricsOptionsValidator().Validate(null, new MetricsOptions { Address = address, Port = port });
+        Assert.True(result.Failed);
+        Assert.Equal([expected], result.Failures!);
+    }
+
+    [Fact]
+    public void Disabled_metrics_skip_validation_and_defaults_are_valid()
+    {
+        var validator = new MetricsOptionsValidator();
+        Assert.True(validator.Validate(null, new MetricsOptions { Enabled = false, Address = "nowhere" }).Succeeded);
+        Assert.True(validator.Validate(null, new MetricsOptions()).Succeeded);
+        Assert.True(validator.Validate(null, new MetricsOptions { Port = 0 }).Succeeded);
+    }
+}
