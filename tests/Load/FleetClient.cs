@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Broker.Protocol;
 
 namespace Broker.Load;
 
@@ -19,7 +20,7 @@ internal enum ClientState
 /// when it pings or publishes). Every connection attempt ends in exactly one terminal event,
 /// decided by the state exchange in <see cref="Terminate"/>.
 /// </summary>
-internal sealed class FleetClient
+internal sealed class FleetClient : IFrameHandler
 {
     // IPPROTO_IP / IP_BIND_ADDRESS_NO_PORT (linux/in.h): the kernel picks the source port at
     // connect time from the full 4-tuple, so bind(addr, 0) does not reserve a port by itself.
@@ -28,14 +29,14 @@ internal sealed class FleetClient
     private static readonly byte[] s_one = BitConverter.GetBytes(1);
 
     private readonly Fleet _fleet;
-    private readonly byte[] _receiveSlab;
-    private readonly int _receiveOffset;
-    private readonly int _receiveCapacity;
+    private readonly ReceiveBuffer _receive;
+    private readonly byte _version;
+    private readonly byte[] _connect;
     private readonly EventHandler<SocketAsyncEventArgs> _onCompleted;
     private readonly Lock _sendLock = new();
     private Socket? _socket;
     private SocketAsyncEventArgs? _args;
-    private int _receiveFill;
+    private long _receivedTicks;
     private byte[]? _pendingSend;
     private int _pendingLength;
     private bool _flushQueued;
@@ -46,9 +47,10 @@ internal sealed class FleetClient
         _fleet = fleet;
         Index = index;
         ClientId = clientId;
-        _receiveSlab = receiveSlab;
-        _receiveOffset = receiveOffset;
-        _receiveCapacity = receiveCapacity;
+        _receive = new ReceiveBuffer(receiveSlab, receiveOffset, receiveCapacity);
+        _version = fleet.Options.ProtocolVersion;
+        // Encoded once: reconnect storms resend the same bytes.
+        _connect = Wire.Connect(_version, clientId, (ushort)fleet.Options.KeepAliveSeconds, cleanStart: true);
         _onCompleted = OnCompleted;
     }
 
@@ -92,7 +94,7 @@ internal sealed class FleetClient
         {
             _socket = socket;
             _args = args;
-            _receiveFill = 0;
+            _receive.Reset();
             _pendingLength = 0;
         }
 
@@ -193,13 +195,11 @@ internal sealed class FleetClient
             _fleet.OnClosedByUs(this);
             if (sendDisconnect)
             {
-                Span<byte> disconnect = stackalloc byte[4];
-                int length = Wire.WriteDisconnect(disconnect, _fleet.Options.ProtocolVersion, 0x00);
                 lock (_sendLock)
                 {
                     if (_socket is { } socket)
                     {
-                        SendLocked(socket, disconnect[..length]);
+                        SendLocked(socket, Wire.Disconnect(_version));
                     }
                 }
             }
@@ -292,15 +292,13 @@ internal sealed class FleetClient
             return;
         }
 
-        Span<byte> connect = stackalloc byte[Wire.ConnectLength(_fleet.Options.ProtocolVersion, ClientId.Length)];
-        Wire.WriteConnect(connect, _fleet.Options.ProtocolVersion, ClientId, (ushort)_fleet.Options.KeepAliveSeconds, cleanStart: true);
-        if (!TrySend(connect))
+        if (!TrySend(_connect))
         {
             Terminate("send-connect");
             return;
         }
 
-        args.SetBuffer(_receiveSlab, _receiveOffset, _receiveCapacity);
+        args.SetBuffer(_receive.Slab, _receive.FreeOffset, _receive.FreeCount);
         ReceiveLoop(args);
     }
 
@@ -346,54 +344,41 @@ internal sealed class FleetClient
             return false;
         }
 
-        long now = Stopwatch.GetTimestamp();
-        _receiveFill += args.BytesTransferred;
-        Span<byte> received = _receiveSlab.AsSpan(_receiveOffset, _receiveFill);
-        int consumed = 0;
-        while (true)
+        _receivedTicks = Stopwatch.GetTimestamp();
+        switch (_receive.Commit(args.BytesTransferred, this))
         {
-            FrameStatus status = Wire.TryReadFrame(received[consumed..], out MqttFrame frame);
-            if (status == FrameStatus.NeedMoreData)
-            {
-                break;
-            }
-
-            if (status == FrameStatus.Malformed)
-            {
+            case ReceiveOutcome.Stopped:
+                return false;
+            case ReceiveOutcome.Malformed:
                 Terminate("malformed");
                 return false;
-            }
-
-            consumed += frame.TotalLength;
-            if (!HandleFrame(frame, now))
-            {
+            case ReceiveOutcome.FrameTooLarge:
+                Terminate("frame-too-large");
                 return false;
-            }
         }
 
-        if (consumed > 0)
-        {
-            received[consumed..].CopyTo(received);
-            _receiveFill -= consumed;
-        }
-
-        if (_receiveFill == _receiveCapacity)
+        if (_receive.FreeCount == 0)
         {
             Terminate("frame-too-large");
             return false;
         }
 
-        args.SetBuffer(_receiveOffset + _receiveFill, _receiveCapacity - _receiveFill);
+        args.SetBuffer(_receive.FreeOffset, _receive.FreeCount);
         return State != ClientState.Closed;
     }
 
-    private bool HandleFrame(MqttFrame frame, long now)
+    bool IFrameHandler.OnFrame(in MqttFrame frame)
     {
-        byte version = _fleet.Options.ProtocolVersion;
+        long now = _receivedTicks;
         switch (frame.Type)
         {
-            case PacketType.Connack:
-                if (!Wire.TryReadConnack(frame.Body, out byte code))
+            case PacketType.PingResp:
+                // The commonest packet by far: the fixed header says all there is.
+                _fleet.OnPong(this, now);
+                return true;
+
+            case PacketType.ConnAck:
+                if (!Wire.TryReadConnack(frame, _version, out byte code))
                 {
                     Terminate("malformed-connack");
                     return false;
@@ -412,29 +397,24 @@ internal sealed class FleetClient
 
                 return true;
 
-            case PacketType.PingResp:
-                _fleet.OnPong(this, now);
-                return true;
-
             case PacketType.Publish:
-                int qos = frame.PublishQos;
-                if (!Wire.TryReadPublish(frame.Body, version, qos, out ushort packetId, out ReadOnlySpan<byte> payload))
+                if (!Wire.TryReadPublish(frame, _version, out PublishPacketView publish))
                 {
                     Terminate("malformed-publish");
                     return false;
                 }
 
-                if (qos > 0)
+                if (publish.QoS != QualityOfService.AtMostOnce)
                 {
-                    Span<byte> ack = stackalloc byte[4];
-                    TrySend(ack[..Wire.WritePubAck(ack, packetId)]);
+                    TrySend(Wire.PubAck(_version, publish.PacketId));
                 }
 
-                _fleet.Traffic?.OnPublish(this, qos, payload, now);
+                // The receive slice is one array segment, so the payload is too.
+                _fleet.Traffic?.OnPublish(this, (int)publish.QoS, publish.Payload.FirstSpan, now);
                 return true;
 
             case PacketType.PubAck:
-                if (Wire.TryReadPubAck(frame.Body, out _, out byte ackCode))
+                if (Wire.TryReadPubAck(frame, _version, out _, out byte ackCode))
                 {
                     _fleet.Traffic?.OnPubAck(this, ackCode);
                 }
@@ -442,7 +422,7 @@ internal sealed class FleetClient
                 return true;
 
             case PacketType.SubAck:
-                if (Wire.TryReadSubAck(frame.Body, version, out _, out byte granted))
+                if (Wire.TryReadSubAck(frame, _version, out _, out byte granted))
                 {
                     _fleet.Traffic?.OnSubAck(this, granted);
                 }
@@ -451,7 +431,7 @@ internal sealed class FleetClient
 
             case PacketType.Disconnect:
                 // Only 5.0 brokers send DISCONNECT. [MQTT-3.14.1]
-                Terminate("disconnect", Wire.ReadDisconnectReason(frame.Body));
+                Terminate("disconnect", Wire.ReadDisconnectReason(frame, _version));
                 return false;
 
             default:

@@ -44,28 +44,28 @@ if (options.IsWorker)
     return 0;
 }
 
+if (options.WorkerCount <= 1)
+{
+    LoadReport report = await ScenarioRunner.RunInProcessAsync(options, deadlineSource.Token);
+    Emit(options, report.Summary, report.Json);
+    return 0;
+}
+
 long started = Stopwatch.GetTimestamp();
 var probe = new BrokerProbe(options.BrokerPid);
 probe.Sample("start");
-WorkerResult merged;
-int workers = options.WorkerCount;
-int workersFailed = 0;
-if (workers <= 1)
-{
-    merged = await ScenarioRunner.RunAsync(options, new InProcessChannel(probe, options.Progress), deadlineSource.Token);
-}
-else
-{
-    (merged, workersFailed) = await new Coordinator(options, args, probe).RunAsync(deadlineSource.Token);
-}
-
+(WorkerResult merged, int workersFailed) = await new Coordinator(options, args, probe).RunAsync(deadlineSource.Token);
 probe.Sample("end");
-(string summary, string json) = Report.Build(options, merged, probe, workers, workersFailed, Stopwatch.GetElapsedTime(started).TotalSeconds);
-Console.Out.Write(summary);
-Console.Out.WriteLine("RESULT " + json);
-if (options.JsonOut is { } path)
-{
-    File.WriteAllText(path, json + Environment.NewLine);
-}
-
+(string summary, string json) = Report.Build(options, merged, probe, options.WorkerCount, workersFailed, Stopwatch.GetElapsedTime(started).TotalSeconds);
+Emit(options, summary, json);
 return workersFailed > 0 ? 1 : 0;
+
+static void Emit(LoadOptions options, string summary, string json)
+{
+    Console.Out.Write(summary);
+    Console.Out.WriteLine("RESULT " + json);
+    if (options.JsonOut is { } path)
+    {
+        File.WriteAllText(path, json + Environment.NewLine);
+    }
+}

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
@@ -52,7 +53,7 @@ internal sealed class PubSubTraffic : IFleetTraffic
     private readonly int[] _inFlight;
     private readonly ushort[] _nextPacketId;
     private readonly long[][] _highestSeen;
-    private readonly byte[] _scratch;
+    private readonly ArrayBufferWriter<byte> _scratch;
     private readonly byte[] _payload;
     private readonly LatencyHistogram _endToEnd;
     private int _cursor;
@@ -91,7 +92,8 @@ internal sealed class PubSubTraffic : IFleetTraffic
             _highestSeen[s] = new long[slots];
         }
 
-        _scratch = new byte[Wire.PublishLength(_options.ProtocolVersion, _topics.Max(t => t.Length), 1, _options.PayloadBytes)];
+        // Sized once for the largest PUBLISH, so writing never grows it.
+        _scratch = new ArrayBufferWriter<byte>(Wire.PublishLength(_options.ProtocolVersion, _topics.Max(t => t.Length), _options.PayloadBytes));
         _payload = new byte[_options.PayloadBytes];
         _endToEnd = fleet.Metrics.Histogram(HistogramNames.EndToEnd);
     }
@@ -105,17 +107,15 @@ internal sealed class PubSubTraffic : IFleetTraffic
 
     public void SubscribeAll()
     {
-        Span<byte> packet = stackalloc byte[512];
         for (int s = 0; s < _subscribers; s++)
         {
-            byte[] filter = Encoding.UTF8.GetBytes(_options.Mode switch
+            string filter = _options.Mode switch
             {
                 PubSubMode.FanIn => $"load/{_options.RunId}/in/+",
                 PubSubMode.FanOut => $"load/{_options.RunId}/out",
                 _ => $"load/{_options.RunId}/pair/{s}",
-            });
-            int length = Wire.WriteSubscribe(packet, _options.ProtocolVersion, 1, filter, _options.Qos);
-            _fleet.Clients[_publishers + s].TrySend(packet[..length]);
+            };
+            _fleet.Clients[_publishers + s].TrySend(Wire.Subscribe(_options.ProtocolVersion, 1, filter, _options.Qos));
         }
     }
 
@@ -269,8 +269,7 @@ internal sealed class PubSubTraffic : IFleetTraffic
 
         long sequence = _sequence[publisher] + 1;
         PubSubPayload.Write(_payload, Stopwatch.GetTimestamp(), publisher, sequence);
-        int length = Wire.WritePublish(_scratch, _options.ProtocolVersion, _topics[publisher], qos, packetId, _payload);
-        if (!client.TrySend(_scratch.AsSpan(0, length)))
+        if (!client.TrySend(Wire.WritePublish(_scratch, _options.ProtocolVersion, _topics[publisher], qos, packetId, _payload)))
         {
             if (qos == 1)
             {

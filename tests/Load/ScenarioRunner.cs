@@ -11,6 +11,28 @@ internal static class ScenarioRunner
 {
     private const int DefaultReceiveCapacity = 256;
 
+    /// <summary>
+    /// A whole single-process run, as the command line does it: the deadline derived from the options
+    /// (or <paramref name="cancellationToken"/>) stops the scenario, which still reports what it measured.
+    /// </summary>
+    public static async Task<LoadReport> RunInProcessAsync(LoadOptions options, CancellationToken cancellationToken)
+    {
+        if (options.WorkerCount > 1)
+        {
+            throw new ArgumentException($"{options.TotalClients} clients need {options.WorkerCount} worker processes; run them from the command line", nameof(options));
+        }
+
+        long started = Stopwatch.GetTimestamp();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(options.Deadline);
+        var probe = new BrokerProbe(options.BrokerPid);
+        probe.Sample("start");
+        WorkerResult result = await RunAsync(options, new InProcessChannel(probe, options.Progress), deadline.Token);
+        probe.Sample("end");
+        (string summary, string json) = Report.Build(options, result, probe, workers: 1, workersFailed: 0, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        return new LoadReport(result, summary, json);
+    }
+
     public static async Task<WorkerResult> RunAsync(LoadOptions options, IRunChannel channel, CancellationToken cancellationToken)
     {
         int count = options.ClientCount ?? options.TotalClients;
@@ -143,4 +165,13 @@ internal static class ScenarioRunner
         traffic.Report(fleet.Metrics);
         await channel.PhaseAsync("drained", cancellationToken);
     }
+}
+
+/// <summary>A finished run: the raw measurements, the human summary and the RESULT JSON.</summary>
+internal sealed record LoadReport(WorkerResult Result, string Summary, string Json)
+{
+    public long Counter(string name) => Result.Counters.GetValueOrDefault(name);
+
+    public LatencyHistogram Histogram(string name) =>
+        Result.Histograms.TryGetValue(name, out HistogramData? data) ? LatencyHistogram.FromData(data) : new LatencyHistogram();
 }
