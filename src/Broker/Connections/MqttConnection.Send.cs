@@ -43,7 +43,31 @@ internal sealed partial class MqttConnection
     /// <summary>A CONNACK refusal: written before the connection is established, flushed by the graceful close.</summary>
     private void WritePacketUnconnected(ConnAckPacket packet) => WritePacket(packet);
 
-    private void RingDoorbell() => _sendSignal.Set();
+    /// <summary>
+    /// Wakes the send loop. From the read loop's own thread the wake-up is deferred to the end of the read batch
+    /// and then runs the send loop inline (one flush per batch, no thread-pool hop for PINGRESP and acks);
+    /// from any other thread it is a thread-pool wake-up.
+    /// </summary>
+    private void RingDoorbell()
+    {
+        if (Environment.CurrentManagedThreadId == Volatile.Read(ref _readLoopThread))
+        {
+            _wroteInReadLoop = true;
+            return;
+        }
+        _sendSignal.Set();
+    }
+
+    /// <summary>The read loop ends a batch of packets: whatever it wrote is flushed now, on this thread.</summary>
+    private void EndReadBatch()
+    {
+        Volatile.Write(ref _readLoopThread, 0);
+        if (_wroteInReadLoop)
+        {
+            _wroteInReadLoop = false;
+            _sendSignal.Set(runInline: true);
+        }
+    }
 
     /// <summary>
     /// Drains the session queue into the output pipe (bounded batches under the write lock) and flushes.

@@ -44,6 +44,9 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private long _bytesSeen;
     private long _bytesConsumed;
     private int _overflowReported;
+    // The thread running the read loop's current batch (0 between batches), and whether it wrote anything.
+    private int _readLoopThread;
+    private bool _wroteInReadLoop;
     private bool _writesClosed;
     private bool _graceful;
     private TimeSpan _gracefulFlushTimeout;
@@ -95,6 +98,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                 var buffer = result.Buffer;
                 long before = buffer.Length;
                 bool keepGoing = true;
+                Volatile.Write(ref _readLoopThread, Environment.CurrentManagedThreadId);
                 while (keepGoing)
                 {
                     var status = MqttFrameReader.TryReadFrame(buffer, maxPacketSize, out var frame, out var error);
@@ -114,6 +118,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                     keepGoing = HandleFrame(frame);
                     buffer = buffer.Slice(frame.End);
                 }
+                EndReadBatch();
                 // Seen = consumed so far plus the partial packet still buffered: a half packet is not "unread input".
                 _bytesConsumed += before - buffer.Length;
                 Volatile.Write(ref _bytesSeen, _bytesConsumed + buffer.Length);

@@ -35,24 +35,29 @@ internal sealed class SendSignal : IValueTaskSource<bool>
         }
     }
 
-    public void Set()
+    /// <summary>
+    /// Wakes the send loop. <paramref name="runInline"/>: the caller is the connection's own read loop, so the send
+    /// loop may run on this thread right away (PINGRESP and acks go out without a thread-pool hop); anyone else
+    /// (a publisher fanning out to many subscribers) wakes it on the thread pool, never doing its sends.
+    /// </summary>
+    public void Set(bool runInline = false)
     {
         lock (_gate)
         {
-            if (_completed && !_waiting)
+            if (!_waiting)
             {
+                if (!_completed)
+                {
+                    _signaled = true;
+                }
                 return;
             }
-            if (_waiting)
-            {
-                _waiting = false;
-                _core.SetResult(true);
-            }
-            else
-            {
-                _signaled = true;
-            }
+            _waiting = false;
+            _core.RunContinuationsAsynchronously = !runInline;
         }
+        // Outside the lock: an inline continuation runs the send loop, which takes the lock again to wait.
+        // Only the caller that cleared _waiting completes this round, so SetResult is never called twice.
+        _core.SetResult(true);
     }
 
     /// <summary>No more signals: a waiting loop wakes with false (or true if a signal was pending).</summary>
@@ -61,12 +66,14 @@ internal sealed class SendSignal : IValueTaskSource<bool>
         lock (_gate)
         {
             _completed = true;
-            if (_waiting)
+            if (!_waiting)
             {
-                _waiting = false;
-                _core.SetResult(false);
+                return;
             }
+            _waiting = false;
+            _core.RunContinuationsAsynchronously = true;
         }
+        _core.SetResult(false);
     }
 
     bool IValueTaskSource<bool>.GetResult(short token) => _core.GetResult(token);

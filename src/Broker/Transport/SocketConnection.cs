@@ -62,16 +62,19 @@ internal sealed partial class SocketConnection : Broker.Connections.IConnectionT
         // Resume at half the pause threshold (as Kestrel does) so a loop that was held back gets a
         // sizeable window before it can be paused again, instead of flapping at the threshold.
         //
-        // Schedulers: the socket side resumes inline (the receive loop after the broker has consumed
-        // input; it only rents memory and posts the next receive, so a thread-pool hop would cost more
-        // than the work). The broker side (input reader, output writer) and the send loop run on the
-        // thread pool: running the MQTT connection inline on the receive loop would let a long
-        // routing step hold up that socket's reads, and running the send loop inline inside the
-        // writer's FlushAsync would make a publisher fanning out to many subscribers do each of
-        // their send syscalls on its own thread.
+        // Schedulers, chosen so that a PINGREQ costs one thread-pool hop, not four:
+        // - input reader inline: the MQTT read loop runs on the receive loop's thread as soon as bytes are
+        //   flushed into the pipe; it only parses and answers that same connection's packets, and a slow step
+        //   there holding up this socket's next receive is the backpressure we want anyway;
+        // - input writer inline: the receive loop, once resumed after backpressure, only rents memory and posts
+        //   the next receive;
+        // - output reader inline: the send loop runs on the thread that flushed, which is always this
+        //   connection's own send loop (other connections' publishers wake that loop on the thread pool, so a
+        //   publisher fanning out never makes the subscribers' send calls itself);
+        // - output writer on the thread pool: a flush held back by a slow client resumes off the send loop.
         _inputPipe = new Pipe(new PipeOptions(
             pool: null,
-            readerScheduler: PipeScheduler.ThreadPool,
+            readerScheduler: PipeScheduler.Inline,
             writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: maxInputBufferBytes,
             resumeWriterThreshold: maxInputBufferBytes / 2,
@@ -79,7 +82,7 @@ internal sealed partial class SocketConnection : Broker.Connections.IConnectionT
             useSynchronizationContext: false));
         _outputPipe = new Pipe(new PipeOptions(
             pool: null,
-            readerScheduler: PipeScheduler.ThreadPool,
+            readerScheduler: PipeScheduler.Inline,
             writerScheduler: PipeScheduler.ThreadPool,
             pauseWriterThreshold: maxPendingOutputBytes,
             resumeWriterThreshold: maxPendingOutputBytes / 2,
