@@ -61,6 +61,9 @@ internal sealed record LoadOptions
     // Slack over W*K for the broker's own check period and scheduling.
     public const double SilenceMarginSeconds = 2;
 
+    /// <summary>The start of a hold left out of the steady idle CPU figure: a quarter of it, at most 10 s.</summary>
+    public static TimeSpan HoldSettleTime(TimeSpan hold) => TimeSpan.FromTicks(Math.Min(hold.Ticks / 4, TimeSpan.FromSeconds(10).Ticks));
+
     public int PublisherCount => Publishers ?? Mode switch
     {
         PubSubMode.FanIn => Math.Max(1, Clients - 1),

@@ -129,6 +129,24 @@ internal static class Report
             text.AppendLine($"  broker idle CPU: {percent:F2}% of one core over {window:F1}s hold ({cpuEnd - cpuAfter:F2} CPU s)");
         }
 
+        if (probe.Find("hold-steady") is { CpuSeconds: { } cpuSteady } steady && holdEnd is { CpuSeconds: { } cpuHoldEnd } && holdEnd.AtSeconds > steady.AtSeconds)
+        {
+            double window = holdEnd.AtSeconds - steady.AtSeconds;
+            double percent = (cpuHoldEnd - cpuSteady) / window * 100;
+            broker["steadyIdleCpuPercent"] = Round(percent);
+            broker["steadyWindowSeconds"] = Round(window);
+            broker["rssHoldEndKb"] = holdEnd.RssKb;
+            string perConnectionText = "";
+            if (before?.RssKb is { } startKb && holdEnd.RssKb is { } endKb && connected > 0)
+            {
+                double perConnection = (endKb - startKb) * 1024.0 / connected;
+                broker["rssPerConnectionAtHoldEndBytes"] = Round(perConnection);
+                perConnectionText = $", {perConnection:F0} B per connection";
+            }
+
+            text.AppendLine($"  broker steady idle CPU: {percent:F2}% of one core over the last {window:F1}s of the hold ({cpuHoldEnd - cpuSteady:F2} CPU s); RSS {holdEnd.RssKb / 1024.0:F1} MB at hold end{perConnectionText}");
+        }
+
         json["broker"] = broker;
     }
 

@@ -89,7 +89,13 @@ internal static class ScenarioRunner
         await ConnectAllAsync(fleet, channel, cancellationToken);
         fleet.Phase = "hold";
         long heldFrom = Stopwatch.GetTimestamp();
-        await fleet.DelayAsync(TimeSpan.FromSeconds(fleet.Options.DurationSeconds), cancellationToken);
+        // Right after a connect burst the broker is still settling (tiered JIT, collections of the
+        // connect phase's garbage); the steady idle cost is sampled from this barrier to the end.
+        TimeSpan duration = TimeSpan.FromSeconds(fleet.Options.DurationSeconds);
+        TimeSpan settle = LoadOptions.HoldSettleTime(duration);
+        await fleet.DelayAsync(settle, cancellationToken);
+        await channel.PhaseAsync("hold-steady", cancellationToken);
+        await fleet.DelayAsync(duration - settle, cancellationToken);
         fleet.Metrics.Timings["holdSeconds"] = Stopwatch.GetElapsedTime(heldFrom).TotalSeconds;
         await channel.PhaseAsync("hold-end", cancellationToken);
     }
