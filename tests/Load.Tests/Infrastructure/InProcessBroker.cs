@@ -34,6 +34,9 @@ internal sealed class InProcessBroker : IAsyncDisposable
             {
                 ["Broker:Tcp:Address"] = "127.0.0.1",
                 ["Broker:Tcp:Port"] = "0",
+                // The Prometheus endpoint stays on (as shipped) but must not take a fixed port.
+                ["Broker:Metrics:Address"] = "127.0.0.1",
+                ["Broker:Metrics:Port"] = "0",
             };
             foreach ((string key, string? value) in settings ?? new Dictionary<string, string?>())
             {

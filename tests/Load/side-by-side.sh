@@ -1,0 +1,72 @@
+#!/bin/bash
+# The load figures of docs/benchmarks.md: each scenario against a fresh broker, ours then Mosquitto,
+# in one session. Run from anywhere; needs
+#   dotnet publish -c Release src/Broker -o /tmp/brokerbin && dotnet build -c Release tests/Load
+#   apt-get install -y mosquitto
+# usage: tests/Load/side-by-side.sh OUTDIR [hold silent connect storm fanout0 fanin0 fanout0paced pairs1]
+# env: SMALL=1 (tiny sizes, a dry run), DUR=S (hold seconds, 60), BROKERS="ours mosquitto",
+#      OURS_ENV="NAME=VALUE ..." (environment of our broker, for runtime-setting variants)
+# Every broker started here is stopped here; each load run stops itself (its deadline) and is
+# bounded by `timeout 100` on top.
+set -u
+cd "$(dirname "$0")/../.."
+LOAD=tests/Load/bin/Release/net10.0/Broker.Load
+OURS=${OURS_BIN:-/tmp/brokerbin/Broker}
+OUT=$1; shift
+mkdir -p "$OUT"
+n() { if [ "${SMALL:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+D=${DUR:-60}
+SCENARIOS=${*:-hold silent connect storm fanout0 fanin0 fanout0paced pairs1}
+
+wait_port() { for _ in $(seq 1 100); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done; echo "port $1 not listening" >&2; return 1; }
+
+start_broker() { # ours|mosquitto name
+  if [ "$1" = ours ]; then
+    env ${OURS_ENV:-} "$OURS" --Broker:Tcp:Port=18831 --Broker:Tcp:Address=127.0.0.1 --Logging:LogLevel:Default=Warning > "$OUT/$2-ours.broker.log" 2>&1 &
+    PORT=18831
+  else
+    mosquitto -c tests/Load/mosquitto.conf > "$OUT/$2-mosquitto.broker.log" 2>&1 &
+    PORT=18830
+  fi
+  PID=$!
+  wait_port $PORT
+}
+
+stop_broker() {
+  kill "$PID" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$PID" 2>/dev/null
+}
+
+run() { # name broker load-args... ('$PID' stands for the broker's pid)
+  local name=$1 broker=$2; shift 2
+  echo "-- $name $broker $(date -u +%H:%M:%S) load: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/env.txt"
+  ps -eo pid,pcpu,etime,args --sort=-pcpu | head -4 | cut -c1-160 >> "$OUT/env.txt"
+  start_broker "$broker" "$name"
+  local args=(); for a in "$@"; do [ "$a" = '$PID' ] && a=$PID; args+=("$a"); done
+  echo "== $name $broker $(date -u +%H:%M:%S) $LOAD ${args[*]} --port $PORT" | tee -a "$OUT/commands.txt"
+  timeout 100 "$LOAD" "${args[@]}" --port $PORT --no-progress --json-out "$OUT/$name-$broker.json" > "$OUT/$name-$broker.txt" 2> "$OUT/$name-$broker.err"
+  echo "exit $?" >> "$OUT/$name-$broker.txt"
+  grep -v '^RESULT' "$OUT/$name-$broker.txt"
+  echo "broker alive at the end: $(kill -0 $PID 2>/dev/null && echo yes || echo NO)"
+  stop_broker
+}
+
+for scenario in $SCENARIOS; do
+  for broker in ${BROKERS:-ours mosquitto}; do
+    case $scenario in
+      hold)
+        # Kernel socket memory in the middle of the hold (both ends are on this machine).
+        (sleep 40; cat /proc/net/sockstat > "$OUT/hold-$broker.sockstat") &
+        run hold $broker hold --clients $(n 19000 2000) --keepalive 60 --duration $D --rate 3000 --workers 2 --broker-pid '$PID' ;;
+      silent) run silent $broker silent --clients $(n 10000 1000) --keepalive 4 --duration 4 --rate 5000 --workers 2 --mqtt 5 --silent-fraction 0.5 ;;
+      connect) run connect $broker connect --clients $(n 10000 1000) --rate 0 --workers 2 --max-pending 1000 ;;
+      storm) run storm $broker reconnect-storm --clients $(n 10000 1000) --keepalive 60 --rate 5000 --workers 2 --max-pending 0 --drop rst ;;
+      fanout0) run fanout0 $broker pubsub --mode fan-out --clients $(n 501 51) --qos 0 --duration 10 --rate 0 --drain 5 ;;
+      fanin0) run fanin0 $broker pubsub --mode fan-in --clients $(n 501 51) --qos 0 --duration 10 --rate 0 --drain 5 ;;
+      fanout0paced) run fanout0paced $broker pubsub --mode fan-out --clients $(n 501 51) --qos 0 --duration 10 --rate 200 --drain 5 ;;
+      pairs1) run pairs1 $broker pubsub --mode pairs --clients $(n 1000 100) --qos 1 --duration 10 --rate 0 --drain 5 ;;
+      *) echo "unknown scenario $scenario" >&2 ;;
+    esac
+  done
+done
