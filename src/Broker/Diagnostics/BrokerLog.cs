@@ -15,7 +15,7 @@ internal static partial class BrokerLog
     [LoggerMessage(3, LogLevel.Information, "Client {ClientId} disconnected: MQTT {Version}, keep-alive {KeepAlive}s, reason {Cause}{Detail}")]
     public static partial void ClientDisconnected(ILogger logger, string clientId, string version, int keepAlive, DisconnectCause cause, string detail);
 
-    [LoggerMessage(4, LogLevel.Warning, "Client {ClientId} timed out: MQTT {Version}, keep-alive {KeepAlive}s, no packet for {SilentSeconds:F3}s (limit {LimitSeconds:F3}s)")]
+    [LoggerMessage(4, LogLevel.Debug, "Client {ClientId} timed out: MQTT {Version}, keep-alive {KeepAlive}s, no packet for {SilentSeconds:F3}s (limit {LimitSeconds:F3}s)")]
     public static partial void KeepAliveTimeout(ILogger logger, string clientId, string version, int keepAlive, double silentSeconds, double limitSeconds);
 
     [LoggerMessage(5, LogLevel.Information, "Connection from {RemoteEndPoint} refused: {Reason}")]
