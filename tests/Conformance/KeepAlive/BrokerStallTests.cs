@@ -32,6 +32,9 @@ public sealed partial class BrokerStallTests
         using var child = BrokerProcess.Start(
             "--Broker:Tcp:Port=0",
             "--Broker:Tcp:Address=127.0.0.1",
+            // Never the fixed default 9464 on every address: a broker started by hand may hold it.
+            "--Broker:Metrics:Address=127.0.0.1",
+            "--Broker:Metrics:Port=0",
             "--Broker:KeepAlive:TickMilliseconds=100");
         var clients = new List<RawClient>();
         var pacers = new List<PacketPacer>();
