@@ -87,34 +87,10 @@ public static class MqttPacketDecoder
         }
         using var body = new ContiguousBody(frame);
         var r = new SpanReader(body.Span);
-        if (!r.TryReadUInt16(out packetId))
+        if (!TryReadPublishResponse(ref r, frame.Type, version == MqttProtocolVersion.V500, out packetId, out reasonCode, out _))
         {
             error = r.Error;
             return false;
-        }
-        if (packetId == 0)
-        {
-            error = Errors.ZeroPacketIdentifier;
-            return false;
-        }
-        if (version == MqttProtocolVersion.V500 && !r.End)
-        {
-            if (!r.TryReadByte(out byte rc))
-            {
-                error = r.Error;
-                return false;
-            }
-            reasonCode = (ReasonCode)rc;
-            if (!IsValidPublishResponseCode(frame.Type, reasonCode))
-            {
-                error = Errors.InvalidReasonCode;
-                return false;
-            }
-            if (!r.End && !MqttPropertiesCodec.TryRead(ref r, PropertyContext.PublishResponse, out _))
-            {
-                error = r.Error;
-                return false;
-            }
         }
         if (!r.End)
         {
@@ -372,34 +348,9 @@ public static class MqttPacketDecoder
             case PacketType.PubRel:
             case PacketType.PubComp:
             {
-                if (!r.TryReadUInt16(out ushort id))
+                if (!TryReadPublishResponse(ref r, type, v5, out ushort id, out var code, out var props))
                 {
                     break;
-                }
-                if (id == 0)
-                {
-                    r.Fail(Errors.ZeroPacketIdentifier);
-                    break;
-                }
-                var code = ReasonCode.Success;
-                MqttProperties? props = null;
-                if (v5 && !r.End)
-                {
-                    // 3.4.2.1: the reason code and properties may be omitted when 0x00 and none.
-                    if (!r.TryReadByte(out byte rc))
-                    {
-                        break;
-                    }
-                    code = (ReasonCode)rc;
-                    if (!IsValidPublishResponseCode(type, code))
-                    {
-                        r.Fail(Errors.InvalidReasonCode);
-                        break;
-                    }
-                    if (!r.End && !MqttPropertiesCodec.TryRead(ref r, PropertyContext.PublishResponse, out props))
-                    {
-                        break;
-                    }
                 }
                 PublishResponsePacket p = type switch
                 {
@@ -522,6 +473,39 @@ public static class MqttPacketDecoder
             return false;
         }
         error = default;
+        return true;
+    }
+
+    /// <summary>The common body of PUBACK, PUBREC, PUBREL and PUBCOMP (3.4 to 3.7); trailing bytes are left to the caller.</summary>
+    private static bool TryReadPublishResponse(ref SpanReader r, PacketType type, bool v5, out ushort packetId, out ReasonCode code, out MqttProperties? properties)
+    {
+        code = ReasonCode.Success;
+        properties = null;
+        if (!r.TryReadUInt16(out packetId))
+        {
+            return false;
+        }
+        if (packetId == 0)
+        {
+            return r.Fail(Errors.ZeroPacketIdentifier);
+        }
+        if (v5 && !r.End)
+        {
+            // 3.4.2.1: the reason code and properties may be omitted when 0x00 and none.
+            if (!r.TryReadByte(out byte rc))
+            {
+                return false;
+            }
+            code = (ReasonCode)rc;
+            if (!IsValidPublishResponseCode(type, code))
+            {
+                return r.Fail(Errors.InvalidReasonCode);
+            }
+            if (!r.End && !MqttPropertiesCodec.TryRead(ref r, PropertyContext.PublishResponse, out properties))
+            {
+                return false;
+            }
+        }
         return true;
     }
 
