@@ -47,6 +47,9 @@ internal static class BrokerHost
     public static void AddBroker(IServiceCollection services, IConfiguration configuration)
     {
         services.TryAddSingleton(TimeProvider.System);
+        // Unknown keys under Broker (typos) stop start-up with the full key named, like invalid values.
+        services.AddOptions<BrokerConfigurationKeys>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BrokerConfigurationKeys>>(new BrokerConfigurationKeysValidator(configuration)));
         AddValidatedOptions<TcpOptions, TcpOptionsValidator>(services, configuration, TcpOptions.SectionName);
         AddValidatedOptions<TcpKeepAliveOptions, TcpKeepAliveOptionsValidator>(services, configuration, TcpKeepAliveOptions.SectionName);
         AddValidatedOptions<BrokerLimitsOptions, BrokerLimitsOptionsValidator>(services, configuration, BrokerLimitsOptions.Section);
@@ -110,7 +113,7 @@ internal static class BrokerHost
         where TOptions : class
         where TValidator : class, IValidateOptions<TOptions>
     {
-        services.AddOptions<TOptions>().Bind(configuration.GetSection(section), o => o.ErrorOnUnknownConfiguration = true).ValidateOnStart();
+        services.AddOptions<TOptions>().Bind(configuration.GetSection(section)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>());
     }
 }

@@ -18,16 +18,22 @@ internal sealed partial class SocketConnection
                 // time) pins no pipe memory. The peer's FIN or an error also ends this wait.
                 await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
 
+                // From here until the bytes are counted they are neither in the socket (Available is 0 once
+                // they are copied) nor in BytesReceived: HasUnreadInput must still say so, or the keep-alive
+                // wheel, waking from a stall at the same moment, could expire a client whose packet is in hand.
+                Volatile.Write(ref _receiving, true);
                 Memory<byte> buffer = input.GetMemory(ReceiveSizeHint);
                 int received = await _socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
+                    Volatile.Write(ref _receiving, false);
                     RecordEnd(TransportEndReason.RemoteClosed, SocketError.Success, null);
                     break;
                 }
 
                 input.Advance(received);
                 Volatile.Write(ref _bytesReceived, _bytesReceived + received);
+                Volatile.Write(ref _receiving, false);
 
                 // Held here while the owner has MaxInputBufferBytes unexamined: we stop reading the socket
                 // and TCP flow control slows the client down.
@@ -57,6 +63,7 @@ internal sealed partial class SocketConnection
         }
         finally
         {
+            Volatile.Write(ref _receiving, false);
             // No exception into the pipe: the owner reads the reason from End, not from a throw.
             await input.CompleteAsync().ConfigureAwait(false);
         }

@@ -45,6 +45,7 @@ internal sealed partial class SocketConnection : Broker.Connections.IConnectionT
     private int _socketClosed;
     private int _started;
     private long _bytesReceived;
+    private bool _receiving;
     private long _bytesSent;
     private Task _sendLoop = Task.CompletedTask;
 
@@ -149,10 +150,11 @@ internal sealed partial class SocketConnection : Broker.Connections.IConnectionT
     }
 
     /// <summary>
-    /// A hint that the kernel holds bytes the receive loop has not yet moved into Input; the owner adds
-    /// its own unread pipe bytes (e.g. to tell a client that is busy sending from an idle one).
+    /// A hint that the kernel holds bytes the receive loop has not yet moved into Input, or that the receive
+    /// loop is moving some right now; the owner adds its own unread pipe bytes (e.g. to tell a client that is
+    /// busy sending from an idle one).
     /// </summary>
-    public bool HasUnreadInput => SocketAvailable > 0;
+    public bool HasUnreadInput => Volatile.Read(ref _receiving) || SocketAvailable > 0;
 
     /// <summary>For tests and diagnostics only: reading or writing through it would bypass both loops.</summary>
     internal Socket UnderlyingSocket => _socket;

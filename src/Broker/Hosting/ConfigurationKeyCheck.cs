@@ -1,0 +1,61 @@
+using System.Reflection;
+using Microsoft.Extensions.Configuration;
+
+namespace Broker.Hosting;
+
+/// <summary>
+/// Refuses unknown keys under "Broker" at start-up, naming the full key: a typo such as
+/// Broker:KeepAlive:MaxSecond would otherwise be ignored silently and the default would apply.
+/// </summary>
+internal static class ConfigurationKeyCheck
+{
+    private static readonly (string Section, Type Options)[] Sections =
+    [
+        ("Tcp", typeof(TcpOptions)),
+        ("TcpKeepAlive", typeof(TcpKeepAliveOptions)),
+        ("KeepAlive", typeof(KeepAliveOptions)),
+        ("Limits", typeof(BrokerLimitsOptions)),
+        ("Metrics", typeof(MetricsOptions)),
+    ];
+
+    /// <summary>Every unknown key, as one message each; empty when all keys are known.</summary>
+    public static List<string> FindUnknownKeys(IConfiguration configuration)
+    {
+        var problems = new List<string>();
+        foreach (var child in configuration.GetSection("Broker").GetChildren())
+        {
+            var known = Array.Find(Sections, s => string.Equals(s.Section, child.Key, StringComparison.OrdinalIgnoreCase));
+            if (known.Options is null)
+            {
+                problems.Add($"{child.Path} is not a known section (known: {string.Join(", ", Sections.Select(s => "Broker:" + s.Section))})");
+                continue;
+            }
+            var properties = known.Options.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+                .Where(p => p.CanWrite).Select(p => p.Name).ToArray();
+            foreach (var setting in child.GetChildren())
+            {
+                if (!properties.Contains(setting.Key, StringComparer.OrdinalIgnoreCase))
+                {
+                    problems.Add($"{setting.Path} is not a known setting (known in {child.Path}: {string.Join(", ", properties)})");
+                }
+            }
+        }
+        return problems;
+    }
+}
+
+/// <summary>Marker options whose start-up validation is the unknown-key check.</summary>
+internal sealed class BrokerConfigurationKeys
+{
+}
+
+internal sealed class BrokerConfigurationKeysValidator(IConfiguration configuration) : Microsoft.Extensions.Options.IValidateOptions<BrokerConfigurationKeys>
+{
+    public Microsoft.Extensions.Options.ValidateOptionsResult Validate(string? name, BrokerConfigurationKeys options)
+    {
+        var unknown = ConfigurationKeyCheck.FindUnknownKeys(configuration);
+        return unknown.Count == 0
+            ? Microsoft.Extensions.Options.ValidateOptionsResult.Success
+            : Microsoft.Extensions.Options.ValidateOptionsResult.Fail(unknown);
+    }
+}
