@@ -66,6 +66,4 @@ public static class TopicRules
         }
         return true;
     }
-
-    public static bool HasWildcard(ReadOnlySpan<char> filter) => filter.IndexOfAny('+', '#') >= 0;
 }

@@ -134,7 +134,7 @@ internal sealed partial class MqttConnection
     {
         BrokerLog.ConnectRefused(_services.Logger, _transport.RemoteEndPoint, reason);
         _version = version;
-        WritePacketUnconnected(new ConnAckPacket { SessionPresent = false, ReasonCode = code });
+        WritePacket(new ConnAckPacket { SessionPresent = false, ReasonCode = code });
         SetCause(cause, reason);
         End(cause, reason, graceful: true);
         return false;

@@ -40,9 +40,6 @@ internal sealed partial class MqttConnection
         RingDoorbell();
     }
 
-    /// <summary>A CONNACK refusal: written before the connection is established, flushed by the graceful close.</summary>
-    private void WritePacketUnconnected(ConnAckPacket packet) => WritePacket(packet);
-
     /// <summary>
     /// Wakes the send loop. From the read loop's own thread the wake-up is deferred to the end of the read batch
     /// and then runs the send loop inline (one flush per batch, no thread-pool hop for PINGRESP and acks);

@@ -66,10 +66,6 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         _deadline = services.Wheel.Register(this, DeadlineKind.Connect, TimeSpan.FromSeconds(services.KeepAliveOptions.ConnectTimeoutSeconds));
     }
 
-    public string ClientId => _clientId;
-    public MqttProtocolVersion Version => _version;
-    public bool IsConnected => _connected;
-
     private bool V5 => _version == MqttProtocolVersion.V500;
 
     /// <summary>Runs the connection to its end; never throws.</summary>

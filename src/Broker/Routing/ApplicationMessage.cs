@@ -32,17 +32,4 @@ internal sealed class ApplicationMessage
         long elapsed = (now - ReceivedTimestamp) / timestampFrequency;
         return interval - elapsed;
     }
-
-    public ApplicationMessage WithRetain(bool retain) => retain == Retain ? this : new ApplicationMessage
-    {
-        Topic = Topic,
-        TopicUtf8 = TopicUtf8,
-        Payload = Payload,
-        QoS = QoS,
-        Retain = retain,
-        Properties = Properties,
-        PublisherClientId = PublisherClientId,
-        ExpiryIntervalSeconds = ExpiryIntervalSeconds,
-        ReceivedTimestamp = ReceivedTimestamp,
-    };
 }

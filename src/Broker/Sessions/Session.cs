@@ -292,16 +292,4 @@ internal sealed class Session
             return _inboundQoS2 is not null && _inboundQoS2.Remove(packetId);
         }
     }
-
-    /// <summary>How many inbound QoS 2 publishes wait for PUBREL: they count against the broker's Receive Maximum.</summary>
-    public int InboundQoS2Count
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _inboundQoS2?.Count ?? 0;
-            }
-        }
-    }
 }

@@ -109,19 +109,6 @@ internal sealed class SessionStore
         return removed;
     }
 
-    public int OnlineCount()
-    {
-        int n = 0;
-        foreach (var s in _sessions.Values)
-        {
-            if (s.IsOnline)
-            {
-                n++;
-            }
-        }
-        return n;
-    }
-
     /// <summary>
     /// One pass over all sessions for the gauges, at collection time (not on a hot path). Enumerates the
     /// dictionary itself rather than <c>Values</c>, which would copy every session into a list first.

@@ -20,8 +20,6 @@ internal sealed class WillPublisher : IDisposable
         _time = time;
     }
 
-    public int DelayedCount => _delayed.Count;
-
     public void Publish(string clientId, ApplicationMessage will, uint delaySeconds)
     {
         if (delaySeconds == 0)
