@@ -1,5 +1,6 @@
 using System.Globalization;
-using Broker.Load.Tests.Infrastructure;
+using Conformance.Infrastructure;
+using Microsoft.Extensions.Logging;
 using Xunit;
 using Xunit.Sdk;
 
@@ -24,7 +25,7 @@ public sealed class ScenarioSmokeTests
     [Fact]
     public async Task Connect_all_clients_connect()
     {
-        await using InProcessBroker broker = await InProcessBroker.StartAsync();
+        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
 
         LoadReport report = await RunAsync(broker, "connect", "--clients", Clients, "--rate", 0, "--keepalive", 30);
 
@@ -37,7 +38,7 @@ public sealed class ScenarioSmokeTests
     [Fact]
     public async Task Hold_every_ping_is_answered_and_nobody_is_dropped()
     {
-        await using InProcessBroker broker = await InProcessBroker.StartAsync();
+        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
 
         LoadReport report = await RunAsync(broker, "hold", "--clients", Clients, "--keepalive", 2, "--duration", 3, "--rate", 0);
 
@@ -55,7 +56,7 @@ public sealed class ScenarioSmokeTests
     [Fact]
     public async Task Silent_clients_are_closed_at_one_and_a_half_keep_alives_and_healthy_ones_stay()
     {
-        await using InProcessBroker broker = await InProcessBroker.StartAsync();
+        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
         const int keepAlive = 2;
 
         LoadReport report = await RunAsync(broker, "silent", "--clients", Clients, "--keepalive", keepAlive, "--duration", 1,
@@ -81,7 +82,7 @@ public sealed class ScenarioSmokeTests
     [InlineData("fin")]
     public async Task Reconnect_storm_everyone_comes_back(string drop)
     {
-        await using InProcessBroker broker = await InProcessBroker.StartAsync();
+        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
 
         LoadReport report = await RunAsync(broker, "reconnect-storm", "--clients", Clients, "--keepalive", 30, "--max-pending", 0, "--drop", drop);
 
@@ -100,7 +101,7 @@ public sealed class ScenarioSmokeTests
     [InlineData("pairs", 300, 3000)]
     public async Task PubSub_qos1_loses_and_duplicates_nothing(string mode, int clients, int rate)
     {
-        await using InProcessBroker broker = await InProcessBroker.StartAsync();
+        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
 
         LoadReport report = await RunAsync(broker, "pubsub", "--mode", mode, "--clients", clients, "--qos", 1, "--rate", rate,
             "--duration", 2, "--keepalive", 30);
@@ -119,7 +120,7 @@ public sealed class ScenarioSmokeTests
         AssertClean(broker, report);
     }
 
-    private static async Task<LoadReport> RunAsync(InProcessBroker broker, string scenario, params object[] flags)
+    private static async Task<LoadReport> RunAsync(BrokerInstance broker, string scenario, params object[] flags)
     {
         string[] args =
         [
@@ -134,7 +135,7 @@ public sealed class ScenarioSmokeTests
         return report;
     }
 
-    private static void AssertClean(InProcessBroker broker, LoadReport report, long expectedUnexpected = 0)
+    private static void AssertClean(BrokerInstance broker, LoadReport report, long expectedUnexpected = 0)
     {
         Assert.Equal(0, report.Counter("deadlineExceeded"));
         if (report.Counter("unexpectedDisconnects") != expectedUnexpected)

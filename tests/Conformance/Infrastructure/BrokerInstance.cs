@@ -28,8 +28,10 @@ internal sealed class BrokerInstance : IAsyncDisposable
     public IServiceProvider Services => _host.Services;
     public LogCollector Logs { get; }
 
+    /// <param name="minimumLogLevel">Debug by default; the load smoke tests keep only warnings, so that logging
+    /// hundreds of connects does not become what they measure.</param>
     public static async Task<BrokerInstance> StartAsync(IDictionary<string, string?>? settings = null,
-        Action<IServiceCollection>? configureServices = null)
+        Action<IServiceCollection>? configureServices = null, LogLevel minimumLogLevel = LogLevel.Debug)
     {
         var logs = new LogCollector();
         var builder = BrokerHost.CreateBuilder([], b =>
@@ -52,7 +54,7 @@ internal sealed class BrokerInstance : IAsyncDisposable
             b.Configuration.AddInMemoryCollection(overrides);
             b.Logging.ClearProviders();
             b.Logging.AddProvider(logs);
-            b.Logging.SetMinimumLevel(LogLevel.Debug);
+            b.Logging.SetMinimumLevel(minimumLogLevel);
             configureServices?.Invoke(b.Services);
         });
         var host = builder.Build();
@@ -82,6 +84,8 @@ internal sealed class LogCollector : ILoggerProvider
     private TaskCompletionSource _appended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public IReadOnlyList<(LogLevel Level, string Category, EventId EventId, string Message)> Entries => [.. _entries];
+
+    public IReadOnlyList<string> Errors => [.. _entries.Where(e => e.Level >= LogLevel.Error).Select(e => $"{e.Category}[{e.EventId.Id}] {e.Message}")];
 
     public IEnumerable<string> Messages(int eventId) => _entries.Where(e => e.EventId.Id == eventId).Select(e => e.Message);
 
