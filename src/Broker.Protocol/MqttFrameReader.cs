@@ -82,6 +82,26 @@ public static class MqttFrameReader
         return ReadStatus.Complete;
     }
 
+    /// <summary>
+    /// The total length (fixed header included) of the packet that starts <paramref name="buffer"/>, once its
+    /// fixed header is complete; false while the Remaining Length is still incomplete or invalid. Lets a reader
+    /// that holds a partial packet size its buffer for the whole packet at once.
+    /// </summary>
+    public static bool TryGetPacketLength(ReadOnlySpan<byte> buffer, out long totalLength)
+    {
+        totalLength = 0;
+        if (buffer.Length < 2)
+        {
+            return false;
+        }
+        if (VariableByteInteger.TryRead(buffer[1..], out int remaining, out int vbiLength, out _) != ReadStatus.Complete)
+        {
+            return false;
+        }
+        totalLength = 1L + vbiLength + remaining;
+        return true;
+    }
+
     private static byte FirstByteOfLaterSegment(in ReadOnlySequence<byte> buffer)
     {
         foreach (var segment in buffer)

@@ -19,4 +19,5 @@ internal sealed record ConnectionServices(
     BrokerMetrics Metrics,
     TimeProvider Time,
     ILogger Logger,
-    ConnectionRegistry Registry);
+    ConnectionRegistry Registry,
+    long MaxPendingOutputBytes);

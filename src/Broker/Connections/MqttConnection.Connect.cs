@@ -69,9 +69,11 @@ internal sealed partial class MqttConnection
         }
 
         _clientId = clientId;
-        _requestedKeepAlive = connect.KeepAliveSeconds;
         _keepAlive = negotiation.EffectiveSeconds;
-        _will = connect.Will;
+        if (connect.Will is { } will)
+        {
+            Extras.Will = will;
+        }
         var props = connect.Properties;
         uint expiry;
         if (V5)
@@ -122,20 +124,19 @@ internal sealed partial class MqttConnection
         metrics.ConnectAttempt(ConnectResult.Accepted);
         metrics.ClientConnected(_version);
         metrics.KeepAliveNegotiated(negotiation.EffectiveSeconds);
-        BrokerLog.ClientConnected(_services.Logger, clientId, _transport.RemoteEndPoint, VersionText, _keepAlive,
+        BrokerLog.ClientConnected(_services.Logger, clientId, ClientEndPoint, VersionText, _keepAlive,
             connect.KeepAliveSeconds, connect.CleanStart, sessionPresent);
 
-        RingDoorbell();
+        RequestFlush();
         return true;
     }
 
     /// <summary>CONNACK with a refusal code, then close [MQTT-3.2.2-6 / 3.2.2-7].</summary>
     private bool RefuseConnect(MqttProtocolVersion version, byte code, string reason, DisconnectCause cause)
     {
-        BrokerLog.ConnectRefused(_services.Logger, _transport.RemoteEndPoint, reason);
+        BrokerLog.ConnectRefused(_services.Logger, ClientEndPoint, reason);
         _version = version;
         WritePacket(new ConnAckPacket { SessionPresent = false, ReasonCode = code });
-        SetCause(cause, reason);
         End(cause, reason, graceful: true);
         return false;
     }

@@ -32,10 +32,10 @@ internal sealed partial class MqttConnection
             {
                 return ProtocolViolation(new MqttDecodeError(ReasonCode.TopicAliasInvalid, "topic alias above the Topic Alias Maximum the broker sent [MQTT-3.3.2-10]"));
             }
-            _inboundAliases ??= new Dictionary<ushort, string>();
+            var inboundAliases = Extras.InboundAliases ??= new Dictionary<ushort, string>();
             if (topicBytes.IsEmpty)
             {
-                if (!_inboundAliases.TryGetValue(alias, out aliasedTopic))
+                if (!inboundAliases.TryGetValue(alias, out aliasedTopic))
                 {
                     return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "topic alias not set on this connection [MQTT-3.3.2-7]"));
                 }
@@ -43,7 +43,7 @@ internal sealed partial class MqttConnection
             else
             {
                 aliasedTopic = Encoding.UTF8.GetString(topicBytes);
-                _inboundAliases[alias] = aliasedTopic;
+                inboundAliases[alias] = aliasedTopic;
             }
         }
 
@@ -81,7 +81,7 @@ internal sealed partial class MqttConnection
     {
         var router = _services.Router;
         // Created at the first publish: many devices only ever receive, and idle memory per client counts.
-        var routeBuffer = _routeBuffer ??= new RouteBuffer();
+        var routeBuffer = Extras.RouteBuffer ??= new RouteBuffer();
         if (aliasedTopic is not null)
         {
             router.Match(aliasedTopic, _clientId, routeBuffer);

@@ -1,15 +1,81 @@
 using System.Buffers;
-using System.IO.Pipelines;
+using System.Net.Sockets;
 using Broker.Diagnostics;
 using Broker.Protocol;
 using Broker.Sessions;
+using Broker.Transport;
 
 namespace Broker.Connections;
 
-internal sealed partial class MqttConnection
+internal sealed partial class MqttConnection : IBufferWriter<byte>
 {
-    /// <summary>Writes a control packet into the output pipe and wakes the send loop to flush it.</summary>
-    private bool WritePacket(MqttPacket packet)
+    private const int MaxMessagesPerFlush = 256;
+    private const int MinimumOutputBuffer = 512;
+
+    // _flushState: one flush loop at a time. Idle = nothing running; Running = a flush loop owns the send buffer
+    // (sending, or waiting for an asynchronous send); Again = it runs and was asked to look once more.
+    private const int FlushIdle = 0;
+    private const int FlushRunning = 1;
+    private const int FlushAgain = 2;
+
+    // Output being written (guarded by _writeLock): packets are serialised here by whoever has something to say.
+    private byte[]? _output;
+    private int _outputLength;
+    private bool _writesClosed;
+    // Output being sent (owned by the running flush loop): swapped out of _output as a whole, so writers never wait
+    // for the network.
+    private byte[]? _sending;
+    private int _sendingOffset;
+    private int _sendingLength;
+    private int _flushState;
+    // Bytes written and not yet handed to the kernel: what the router's congestion check reads.
+    private long _pendingOutputBytes;
+    // Created the first time the kernel's send buffer was full: an idle or keeping-up client never needs it.
+    private SendOperation? _sendOperation;
+
+    // The client's 5.0 limits (defaults for 3.1.1).
+    private int _clientReceiveMaximum = ushort.MaxValue;
+    private uint _clientMaximumPacketSize = uint.MaxValue;
+    private int _clientTopicAliasMaximum;
+
+    /// <summary>Bytes written towards the client that the kernel has not taken yet.</summary>
+    public long PendingOutputBytes => Volatile.Read(ref _pendingOutputBytes);
+
+    /// <summary>The client reads more slowly than the broker writes: its pending output reached the limit.</summary>
+    public bool IsOutputCongested => PendingOutputBytes >= _services.MaxPendingOutputBytes;
+
+    // IBufferWriter<byte>: the codec writes packets straight into the output buffer (callers hold _writeLock).
+
+    void IBufferWriter<byte>.Advance(int count)
+    {
+        _outputLength += count;
+        Interlocked.Add(ref _pendingOutputBytes, count);
+    }
+
+    Memory<byte> IBufferWriter<byte>.GetMemory(int sizeHint) => EnsureOutput(sizeHint).AsMemory(_outputLength);
+
+    Span<byte> IBufferWriter<byte>.GetSpan(int sizeHint) => EnsureOutput(sizeHint).AsSpan(_outputLength);
+
+    private byte[] EnsureOutput(int sizeHint)
+    {
+        int needed = _outputLength + Math.Max(sizeHint, 1);
+        var output = _output;
+        if (output is not null && needed <= output.Length)
+        {
+            return output;
+        }
+        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, Math.Max(MinimumOutputBuffer, (output?.Length ?? 0) * 2)));
+        if (output is not null)
+        {
+            output.AsSpan(0, _outputLength).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(output);
+        }
+        _output = larger;
+        return larger;
+    }
+
+    /// <summary>Writes a control packet and flushes it (at the end of the read batch, or on the thread pool).</summary>
+    private bool WritePacket(MqttPacket packet, bool flush = true)
     {
         lock (_writeLock)
         {
@@ -17,12 +83,30 @@ internal sealed partial class MqttConnection
             {
                 return false;
             }
-            int n = MqttPacketWriter.Write(_transport.Output, packet, _version);
+            int n = MqttPacketWriter.Write(this, packet, _version);
             _services.Metrics.BytesSent(n);
         }
         _services.Metrics.PacketSent(packet.Type);
-        RingDoorbell();
+        if (flush)
+        {
+            RequestFlush();
+        }
         return true;
+    }
+
+    private void WritePingResp()
+    {
+        lock (_writeLock)
+        {
+            if (_writesClosed)
+            {
+                return;
+            }
+            MqttPacketWriter.WritePingResp(this);
+        }
+        _services.Metrics.PacketSent(PacketType.PingResp);
+        _services.Metrics.BytesSent(2);
+        RequestFlush();
     }
 
     /// <summary>PUBACK/PUBREC/PUBREL/PUBCOMP without allocating (3.1.1 has no reason code: it is left out there).</summary>
@@ -34,110 +118,293 @@ internal sealed partial class MqttConnection
             {
                 return;
             }
-            _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(_transport.Output, type, packetId, reasonCode, _version));
+            _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(this, type, packetId, reasonCode, _version));
         }
         _services.Metrics.PacketSent(type);
-        RingDoorbell();
+        RequestFlush();
     }
 
     /// <summary>
-    /// Wakes the send loop. From the read loop's own thread the wake-up is deferred to the end of the read batch
-    /// and then runs the send loop inline (one flush per batch, no thread-pool hop for PINGRESP and acks);
-    /// from any other thread it is a thread-pool wake-up.
+    /// A DISCONNECT before the broker closes, only when the client reads: a DISCONNECT stuck behind a full buffer
+    /// would only hold the close. Written before <see cref="End"/> closes writes.
     /// </summary>
-    private void RingDoorbell()
+    private bool TryWriteDisconnect(ReasonCode code, bool flush = true)
     {
-        if (Environment.CurrentManagedThreadId == Volatile.Read(ref _readLoopThread))
+        if (IsOutputCongested)
         {
-            _wroteInReadLoop = true;
+            return false;
+        }
+        return WritePacket(new DisconnectPacket { ReasonCode = code }, flush);
+    }
+
+    /// <summary>
+    /// Gets what was written onto the wire. From the connection's own read loop the flush waits for the end of the
+    /// read batch and runs on that thread (one send for all the answers of a batch, no thread-pool hop for
+    /// PINGRESP); from any other thread (a publisher fanning out) it is queued to the thread pool, so a publisher
+    /// never makes its subscribers' sends itself.
+    /// </summary>
+    private void RequestFlush()
+    {
+        if (Environment.CurrentManagedThreadId == Volatile.Read(ref _readThread))
+        {
+            _wroteInReadBatch = true;
             return;
         }
-        _sendSignal.Set();
+        if (TryStartFlush())
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
     }
 
-    /// <summary>The read loop ends a batch of packets: whatever it wrote is flushed now, on this thread.</summary>
+    /// <summary>The read loop finished a batch: whatever it wrote goes out now, on this thread.</summary>
     private void EndReadBatch()
     {
-        Volatile.Write(ref _readLoopThread, 0);
-        if (_wroteInReadLoop)
+        Volatile.Write(ref _readThread, 0);
+        if (_wroteInReadBatch || (_closeGracefully && Volatile.Read(ref _flushState) == FlushIdle))
         {
-            _wroteInReadLoop = false;
-            _sendSignal.Set(runInline: true);
+            _wroteInReadBatch = false;
+            if (TryStartFlush())
+            {
+                RunFlush();
+            }
         }
     }
+
+    /// <summary>True when the caller must run the flush loop; false when one runs and will look again.</summary>
+    private bool TryStartFlush()
+    {
+        int state = Volatile.Read(ref _flushState);
+        while (true)
+        {
+            int next = state == FlushIdle ? FlushRunning : FlushAgain;
+            if (state == FlushAgain)
+            {
+                return false;
+            }
+            int seen = Interlocked.CompareExchange(ref _flushState, next, state);
+            if (seen == state)
+            {
+                return state == FlushIdle;
+            }
+            state = seen;
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute() => RunFlush();
 
     /// <summary>
-    /// Drains the session queue into the output pipe (bounded batches under the write lock) and flushes.
-    /// The only caller of FlushAsync, so flushes never overlap. When the client stops reading, FlushAsync
-    /// stops completing, the session queue fills, QoS 0 is dropped and QoS 1/2 overflow ends the connection.
+    /// The flush loop: serialises queued messages (bounded batches), sends what was written with non-blocking sends,
+    /// and returns when there is nothing left or the kernel's buffer is full (the send completion resumes it).
+    /// After a graceful end it also closes the connection once the last byte is out.
     /// </summary>
-    private async Task SendLoopAsync()
+    private void RunFlush()
     {
-        var output = _transport.Output;
-        try
+        while (true)
         {
-            while (await _sendSignal.WaitAsync().ConfigureAwait(false))
+            if (_sending is null && !TakeOutput())
             {
-                bool more;
-                do
+                if (TryFinishFlush())
                 {
-                    more = _connected && WritePendingMessages();
-                    var flushed = await output.FlushAsync().ConfigureAwait(false);
-                    if (flushed.IsCanceled)
+                    if (_closeGracefully && !IsClosed)
                     {
-                        _transport.Abort("graceful close timed out: the client does not read");
-                        return;
+                        CloseAfterFlush();
                     }
-                    if (flushed.IsCompleted)
-                    {
-                        return;
-                    }
-                }
-                while (more);
-            }
-            if (Volatile.Read(ref _graceful))
-            {
-                // Whatever was written after the last flush (a refusal CONNACK, a DISCONNECT) goes out before the close.
-                var flushed = await output.FlushAsync().ConfigureAwait(false);
-                if (flushed.IsCanceled)
-                {
-                    _transport.Abort("graceful close timed out: the client does not read");
                     return;
                 }
-                await _transport.CloseAsync(_gracefulFlushTimeout).ConfigureAwait(false);
+                continue;
             }
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException or System.IO.IOException)
-        {
-            _transport.Abort(ex.Message);
-        }
-        finally
-        {
-            _closeTimer?.Dispose();
+            if (IsClosed)
+            {
+                ReleaseSending();
+                FinishFlushAfterClose();
+                return;
+            }
+            if (!SendTaken())
+            {
+                // Pending asynchronously (the completion calls RunFlush) or failed (the connection is closing).
+                return;
+            }
         }
     }
 
-    /// <summary>Writes up to one batch of queued messages; true if more are waiting.</summary>
-    private bool WritePendingMessages()
+    /// <summary>Fills the output with queued messages and swaps it out for sending; false when there is nothing to send.</summary>
+    private bool TakeOutput()
+    {
+        lock (_writeLock)
+        {
+            if (!_writesClosed && _connected)
+            {
+                WritePendingMessagesLocked();
+            }
+            if (_outputLength == 0)
+            {
+                return false;
+            }
+            _sending = _output;
+            _sendingOffset = 0;
+            _sendingLength = _outputLength;
+            _output = null;
+            _outputLength = 0;
+            return true;
+        }
+    }
+
+    /// <summary>Idle again unless someone asked for another look meanwhile.</summary>
+    private bool TryFinishFlush()
+    {
+        if (Interlocked.CompareExchange(ref _flushState, FlushIdle, FlushRunning) == FlushRunning)
+        {
+            // Something written after TakeOutput looked but before the state went idle has requested its own flush.
+            return true;
+        }
+        Volatile.Write(ref _flushState, FlushRunning);
+        return false;
+    }
+
+    private void FinishFlushAfterClose()
+    {
+        Volatile.Write(ref _flushState, FlushIdle);
+        ReleaseOutput();
+    }
+
+    /// <summary>Sends the taken buffer; true when all of it is in the kernel.</summary>
+    private bool SendTaken()
+    {
+        if (_stream is not null)
+        {
+            return SendTakenToStream();
+        }
+        var socket = _socket!;
+        while (_sendingOffset < _sendingLength)
+        {
+            int sent;
+            SocketError error;
+            try
+            {
+                sent = socket.Send(_sending.AsSpan(_sendingOffset, _sendingLength - _sendingOffset), SocketFlags.None, out error);
+            }
+            catch (ObjectDisposedException)
+            {
+                ReleaseSending();
+                FinishFlushAfterClose();
+                return false;
+            }
+            if (error == SocketError.Success)
+            {
+                Sent(sent);
+                continue;
+            }
+            if (error == SocketError.WouldBlock)
+            {
+                // The client does not keep up: let the kernel tell us when there is room again.
+                var operation = _sendOperation ??= new SendOperation(this);
+                operation.SetBuffer(_sending, _sendingOffset, _sendingLength - _sendingOffset);
+                bool pending;
+                try
+                {
+                    pending = socket.SendAsync(operation);
+                }
+                catch (ObjectDisposedException)
+                {
+                    ReleaseSending();
+                    FinishFlushAfterClose();
+                    return false;
+                }
+                if (pending)
+                {
+                    return false;
+                }
+                if (!OnSendCompleted(operation))
+                {
+                    return false;
+                }
+                continue;
+            }
+            ReleaseSending();
+            FinishFlushAfterClose();
+            TransportEnded(TransportEndReasons.FromSocketError(error), error);
+            return false;
+        }
+        ReleaseSending();
+        return true;
+    }
+
+    /// <summary>An asynchronous send finished; false when the connection failed.</summary>
+    private bool OnSendCompleted(SocketAsyncEventArgs operation)
+    {
+        if (operation.SocketError != SocketError.Success)
+        {
+            var error = operation.SocketError;
+            ReleaseSending();
+            FinishFlushAfterClose();
+            if (!IsClosed)
+            {
+                TransportEnded(TransportEndReasons.FromSocketError(error), error);
+            }
+            return false;
+        }
+        Sent(operation.BytesTransferred);
+        return true;
+    }
+
+    private void OnAsyncSendCompleted(SocketAsyncEventArgs operation)
+    {
+        if (OnSendCompleted(operation))
+        {
+            RunFlush();
+        }
+    }
+
+    private void Sent(int bytes)
+    {
+        _sendingOffset += bytes;
+        Interlocked.Add(ref _pendingOutputBytes, -bytes);
+    }
+
+    private void ReleaseSending()
+    {
+        if (_sending is { } sending)
+        {
+            _sending = null;
+            Interlocked.Add(ref _pendingOutputBytes, -(_sendingLength - _sendingOffset));
+            _sendingOffset = _sendingLength = 0;
+            ArrayPool<byte>.Shared.Return(sending);
+        }
+    }
+
+    private void ReleaseOutput()
+    {
+        lock (_writeLock)
+        {
+            _writesClosed = true;
+            if (_output is { } output)
+            {
+                _output = null;
+                Interlocked.Add(ref _pendingOutputBytes, -_outputLength);
+                _outputLength = 0;
+                ArrayPool<byte>.Shared.Return(output);
+            }
+        }
+    }
+
+    /// <summary>Writes up to one batch of queued messages, as long as the client's pending output is under the limit.</summary>
+    private void WritePendingMessagesLocked()
     {
         var session = _session;
         if (session is null)
         {
-            return false;
+            return;
         }
         int window = Math.Min(_clientReceiveMaximum, _services.Limits.MaxInflightMessages);
-        lock (_writeLock)
+        long limit = _services.MaxPendingOutputBytes;
+        for (int i = 0; i < MaxMessagesPerFlush && PendingOutputBytes < limit; i++)
         {
-            for (int i = 0; i < MaxMessagesPerFlush; i++)
+            if (!session.TryTakeNext(this, window, out var message, out ushort packetId))
             {
-                if (_writesClosed || !session.TryTakeNext(this, window, out var message, out ushort packetId))
-                {
-                    return false;
-                }
-                WritePublishLocked(session, message, packetId, dup: false);
+                return;
             }
+            WritePublishLocked(session, message, packetId, dup: false);
         }
-        return true;
     }
 
     /// <summary>After a reconnect with a present session, unacknowledged messages go first, with DUP [MQTT-4.4.0-1].</summary>
@@ -154,7 +421,7 @@ internal sealed partial class MqttConnection
             {
                 if (m.Released)
                 {
-                    _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(_transport.Output, PacketType.PubRel, m.PacketId, ReasonCode.Success, _version));
+                    _services.Metrics.BytesSent(MqttPacketWriter.WritePublishResponse(this, PacketType.PubRel, m.PacketId, ReasonCode.Success, _version));
                     _services.Metrics.PacketSent(PacketType.PubRel);
                 }
                 else
@@ -185,15 +452,15 @@ internal sealed partial class MqttConnection
             bool aliasKnown = false;
             if (_clientTopicAliasMaximum > 0)
             {
-                _outboundAliases ??= new Dictionary<string, ushort>(StringComparer.Ordinal);
-                if (_outboundAliases.TryGetValue(message.Topic, out alias))
+                var aliases = Extras.OutboundAliases ??= new Dictionary<string, ushort>(StringComparer.Ordinal);
+                if (aliases.TryGetValue(message.Topic, out alias))
                 {
                     aliasKnown = true;
                 }
-                else if (_outboundAliases.Count < _clientTopicAliasMaximum)
+                else if (aliases.Count < _clientTopicAliasMaximum)
                 {
-                    alias = (ushort)(_outboundAliases.Count + 1);
-                    _outboundAliases[message.Topic] = alias;
+                    alias = (ushort)(aliases.Count + 1);
+                    aliases[message.Topic] = alias;
                 }
             }
             if (remaining is not null || outbound.SubscriptionIdentifiers is not null || alias != 0)
@@ -217,7 +484,7 @@ internal sealed partial class MqttConnection
             Discard(session, outbound, packetId, DropReason.PacketTooLarge);
             return;
         }
-        int n = MqttPacketWriter.WritePublish(_transport.Output, _version, topic, outbound.QoS, outbound.Retain, dup, packetId, props, payload);
+        int n = MqttPacketWriter.WritePublish(this, _version, topic, outbound.QoS, outbound.Retain, dup, packetId, props, payload);
         _services.Metrics.BytesSent(n);
         _services.Metrics.PacketSent(PacketType.Publish);
         _services.Metrics.MessageDelivered(outbound.QoS);
@@ -230,5 +497,94 @@ internal sealed partial class MqttConnection
             session.Drop(packetId);
         }
         _services.Metrics.MessageDropped(reason);
+    }
+
+    /// <summary>
+    /// Everything written is on the wire and the connection ends gracefully: shut the send side down (FIN after
+    /// the last byte) and close once the client's FIN has been seen; until then the receive path drains and
+    /// discards its input, bounded by the linger deadline.
+    /// </summary>
+    private void CloseAfterFlush()
+    {
+        if (_stream is not null)
+        {
+            CloseStreamAfterFlush();
+            return;
+        }
+        try
+        {
+            _socket!.Shutdown(_remoteFinSeen ? SocketShutdown.Both : SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already reset or closed by the peer: nothing left to say to it.
+        }
+        if (_remoteFinSeen)
+        {
+            CloseTransport(TransportEndReason.LocalClosed, abortive: false);
+        }
+    }
+
+    /// <summary>Closes at once: pending output is dropped and the socket is reset, so a dead peer costs no retransmissions.</summary>
+    private void Abort(TransportEndReason reason) => CloseTransport(reason, abortive: true);
+
+    private void CloseTransport(TransportEndReason reason, bool abortive)
+    {
+        int seen = Volatile.Read(ref _lifecycle);
+        while (true)
+        {
+            if ((seen & Closed) != 0)
+            {
+                return;
+            }
+            int previous = Interlocked.CompareExchange(ref _lifecycle, seen | Closed, seen);
+            if (previous == seen)
+            {
+                break;
+            }
+            seen = previous;
+        }
+        Interlocked.CompareExchange(ref _transportEndValue, (int)reason, (int)TransportEndReason.None);
+        if (!IsEnded)
+        {
+            End(DisconnectCause.SocketError, reason.ToString());
+        }
+        _services.Wheel.Remove(_deadline);
+        if (_stream is not null)
+        {
+            CloseStream(abortive);
+        }
+        else
+        {
+            var socket = _socket!;
+            try
+            {
+                if (abortive)
+                {
+                    // Linger 0: close() sends RST and drops unsent data instead of retrying it to a dead peer.
+                    socket.LingerState = new LingerOption(enable: true, seconds: 0);
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+            // Wakes a pending receive (and send) with OperationAborted; they release their buffers.
+            socket.Dispose();
+        }
+        if (Volatile.Read(ref _flushState) == FlushIdle)
+        {
+            ReleaseOutput();
+        }
+        else
+        {
+            RequestFlush();
+        }
+        _services.Registry.Remove(this);
+    }
+
+    /// <summary>The send operation used while the client's kernel buffer is full; its completion resumes the flush loop.</summary>
+    private sealed class SendOperation(MqttConnection owner) : SocketAsyncEventArgs(unsafeSuppressExecutionContextFlow: true)
+    {
+        protected override void OnCompleted(SocketAsyncEventArgs e) => owner.OnAsyncSendCompleted(e);
     }
 }

@@ -1,169 +1,139 @@
-using System.Buffers;
-using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
 using Broker.Protocol;
 using Broker.Routing;
 using Broker.Sessions;
+using Broker.Transport;
 
 namespace Broker.Connections;
 
 /// <summary>
-/// One client connection: the MQTT state machine. It is the only reader of its input pipe and the only
-/// writer of its output pipe. The read loop decodes and handles packets synchronously; everything it
-/// answers and every message for the session is written under one lock and flushed by the send loop,
-/// so a slow subscriber never blocks the read loop and PINGRESP goes out at once.
+/// One client connection: its socket I/O and its MQTT state in one object. For plain TCP the object is itself
+/// the socket's receive operation (a <see cref="SocketAsyncEventArgs"/> that waits for data with a zero-byte
+/// receive), so an idle client costs this object, its socket, its keep-alive entry and its session: no buffers,
+/// no pipes, no suspended async methods. Bytes are read into a pooled buffer only while they are in flight and
+/// parsed in place; answers are written into a pooled output buffer and sent on the same thread with a
+/// non-blocking send, falling back to an asynchronous send only while the client does not keep up.
+/// TLS and WebSocket clients plug in through a <see cref="Stream"/> (see MqttConnection.Stream.cs): the same
+/// MQTT state machine, with the stream's asynchronous reads and writes instead of the socket fast path.
 /// </summary>
-internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
+/// <remarks>
+/// Threads: the receive path (socket completions, or the stream read loop) is the only one that parses input and
+/// handles packets; anyone may write into the output under <c>_writeLock</c>; one flush runs at a time
+/// (<c>_flushState</c>); <see cref="End"/> may be called from any thread (keep-alive wheel, takeover, shutdown)
+/// and the MQTT clean-up (session, will, metrics, log) runs exactly once, after the receive path has left the
+/// packet it was handling.
+/// </remarks>
+internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveTarget, IDeliveryTarget, IThreadPoolWorkItem
 {
-    private static readonly TimeSpan GracefulFlushTimeout = TimeSpan.FromSeconds(2);
-    // The DISCONNECT 0x8D is only written when the socket is not congested, so its flush is immediate;
-    // the bound keeps a dead peer from holding the termination.
-    private static readonly TimeSpan KeepAliveDisconnectFlushTimeout = TimeSpan.FromMilliseconds(100);
-    private const int MaxMessagesPerFlush = 256;
+    // How long a closing connection may take to flush its last packet (DISCONNECT, refusal CONNACK) and to see
+    // the client's FIN while it drains and discards the client's input; then it is reset.
+    internal static readonly TimeSpan LingerTimeout = TimeSpan.FromSeconds(2);
 
-    private readonly IConnectionTransport _transport;
+    // Lifecycle bits (_lifecycle). Ended: the cause is fixed and no new packet is handled. Processing: the receive
+    // path is inside a packet handler. CleanedUp: the MQTT clean-up ran. Closed: the socket or stream is closed.
+    private const int Ended = 1;
+    private const int Processing = 2;
+    private const int CleanedUp = 4;
+    private const int Closed = 8;
+
     private readonly ConnectionServices _services;
-    private readonly object _writeLock = new();
-    private readonly SendSignal _sendSignal = new();
-    private RouteBuffer? _routeBuffer;
+    private readonly Socket? _socket;
+    private readonly Stream? _stream;
     private readonly KeepAliveDeadline _deadline;
+    private readonly Lock _writeLock = new();
+
+    private int _lifecycle;
+    private DisconnectCause _cause = DisconnectCause.SocketClosed;
+    private string? _causeDetail;
+    // The first transport end (a TransportEndReason), set once with Interlocked.
+    private int _transportEndValue;
+    // Graceful close: after the last byte is sent the send side is shut down and input is drained until the
+    // client's FIN (or the linger deadline).
+    private volatile bool _closeGracefully;
+    private volatile bool _remoteFinSeen;
 
     private MqttProtocolVersion _version = MqttProtocolVersion.V311;
     private bool _connected;
     private string _clientId = string.Empty;
     private Session? _session;
-    private WillMessage? _will;
-    private ushort _requestedKeepAlive;
     private ushort _keepAlive;
-    private int _endState;
-    private DisconnectCause _cause = DisconnectCause.SocketClosed;
-    private string? _causeDetail;
-    private bool _publishWill = true;
-    private uint? _disconnectSessionExpiry;
-    private long _bytesSeen;
-    private long _bytesConsumed;
-    private int _overflowReported;
-    // The thread running the read loop's current batch (0 between batches), and whether it wrote anything.
-    private int _readLoopThread;
-    private bool _wroteInReadLoop;
-    private bool _writesClosed;
-    private bool _graceful;
-    private TimeSpan _gracefulFlushTimeout;
-    private ITimer? _closeTimer;
 
-    // Negotiated limits of the client (5.0), defaults for 3.1.1.
-    private int _clientReceiveMaximum = ushort.MaxValue;
-    private uint _clientMaximumPacketSize = uint.MaxValue;
-    private int _clientTopicAliasMaximum;
-    private Dictionary<string, ushort>? _outboundAliases;
-    private Dictionary<ushort, string>? _inboundAliases;
+    // Rarely needed per-client state lives in one object created on first use: a will, topic aliases, 5.0 limits
+    // other than the defaults, the route buffer of a client that publishes.
+    private ConnectionExtras? _extras;
 
-    public MqttConnection(IConnectionTransport transport, ConnectionServices services)
+    public MqttConnection(Socket socket, ConnectionServices services, string listener = "tcp")
+        : base(unsafeSuppressExecutionContextFlow: true)
     {
-        _transport = transport;
+        _socket = socket;
         _services = services;
+        Listener = listener;
         _deadline = services.Wheel.Register(this, DeadlineKind.Connect, TimeSpan.FromSeconds(services.KeepAliveOptions.ConnectTimeoutSeconds));
     }
 
-    private bool V5 => _version == MqttProtocolVersion.V500;
-
-    /// <summary>Runs the connection to its end; never throws.</summary>
-    public async Task RunAsync()
+    /// <summary>A connection over a stream (TLS, WebSocket). <paramref name="socket"/> is the TCP socket under it, when there is one.</summary>
+    public MqttConnection(Stream stream, Socket? socket, EndPoint? remoteEndPoint, ConnectionServices services, string listener)
+        : base(unsafeSuppressExecutionContextFlow: true)
     {
-        _services.Registry.Add(this);
-        var sendLoop = SendLoopAsync();
-        // The read loop lives in this method (not a separate async method) so an idle connection keeps one
-        // suspended state machine for reading, not two.
-        try
+        _stream = stream;
+        _streamSocket = socket;
+        _streamRemoteEndPoint = remoteEndPoint;
+        _services = services;
+        Listener = listener;
+        _deadline = services.Wheel.Register(this, DeadlineKind.Connect, TimeSpan.FromSeconds(services.KeepAliveOptions.ConnectTimeoutSeconds));
+    }
+
+    /// <summary>Which listener accepted the client ("tcp", "tls", "ws", "wss").</summary>
+    public string Listener { get; }
+
+    public string ClientId => _clientId;
+
+    public EndPoint? ClientEndPoint
+    {
+        get
         {
-            var input = _transport.Input;
-            int maxPacketSize = _services.Limits.MaxPacketSize;
-            while (Volatile.Read(ref _endState) == 0)
+            if (_stream is not null)
             {
-                ReadResult result;
-                try
-                {
-                    result = await input.ReadAsync();
-                }
-                catch (Exception ex) when (ex is not OutOfMemoryException)
-                {
-                    SetCause(DisconnectCause.SocketError, ex.Message);
-                    return;
-                }
-                var buffer = result.Buffer;
-                long before = buffer.Length;
-                bool keepGoing = true;
-                Volatile.Write(ref _readLoopThread, Environment.CurrentManagedThreadId);
-                while (keepGoing)
-                {
-                    var status = MqttFrameReader.TryReadFrame(buffer, maxPacketSize, out var frame, out var error);
-                    if (status == ReadStatus.NeedMoreData)
-                    {
-                        break;
-                    }
-                    if (status == ReadStatus.Error)
-                    {
-                        ProtocolViolation(error);
-                        keepGoing = false;
-                        break;
-                    }
-                    // [MQTT-3.1.2-24] any control packet counts as activity, not only PINGREQ.
-                    _deadline.Touch();
-                    _services.Metrics.PacketReceived(frame.Type);
-                    keepGoing = HandleFrame(frame);
-                    buffer = buffer.Slice(frame.End);
-                }
-                EndReadBatch();
-                // Seen = consumed so far plus the partial packet still buffered: a half packet is not "unread input".
-                _bytesConsumed += before - buffer.Length;
-                Volatile.Write(ref _bytesSeen, _bytesConsumed + buffer.Length);
-                _services.Metrics.BytesReceived(before - buffer.Length);
-                input.AdvanceTo(buffer.Start, buffer.End);
-                if (!keepGoing)
-                {
-                    return;
-                }
-                if (result.IsCompleted || result.IsCanceled)
-                {
-                    if (buffer.Length > 0)
-                    {
-                        SetCause(DisconnectCause.SocketClosed, "connection closed inside a packet");
-                    }
-                    else
-                    {
-                        SetCause(DisconnectCause.SocketClosed, null);
-                    }
-                    return;
-                }
+                return _streamRemoteEndPoint;
             }
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            if (Volatile.Read(ref _endState) == 0)
-            {
-                BrokerLog.ConnectionFault(_services.Logger, _clientId, ex);
-                End(DisconnectCause.SocketError, ex.Message);
-            }
-        }
-        finally
-        {
-            End(_cause, _causeDetail);
-            _sendSignal.Complete();
             try
             {
-                await sendLoop;
+                return _socket!.RemoteEndPoint;
             }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
+            catch (Exception e) when (e is ObjectDisposedException or SocketException)
             {
-                // The send loop ends with the transport; its errors are the transport's end reason.
-                _ = ex;
+                return null;
             }
-            Cleanup();
         }
     }
 
-    /// <summary>Dispatches one packet. Returns false when the connection must stop reading.</summary>
+    // Intrusive links of the ConnectionRegistry: a live connection costs the registry two references, not a node.
+    internal MqttConnection? RegistryPrevious;
+    internal MqttConnection? RegistryNext;
+    internal bool InRegistry;
+
+    private bool V5 => _version == MqttProtocolVersion.V500;
+
+    private ConnectionExtras Extras => _extras ??= new ConnectionExtras();
+
+    /// <summary>Starts reading. Called once, by the listener, on a thread of its choosing.</summary>
+    public void Start()
+    {
+        _services.Registry.Add(this);
+        if (_stream is not null)
+        {
+            _ = RunStreamReceiveLoopAsync();
+        }
+        else
+        {
+            ReceiveLoop();
+        }
+    }
+
+    /// <summary>Dispatches one packet. Returns false when the connection must stop handling input.</summary>
     private bool HandleFrame(in MqttFrame frame)
     {
         if (!_connected)
@@ -184,13 +154,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                 {
                     return ProtocolViolation(Errors.NonZeroRemainingLength);
                 }
-                lock (_writeLock)
-                {
-                    MqttPacketWriter.WritePingResp(_transport.Output);
-                }
-                _services.Metrics.PacketSent(PacketType.PingResp);
-                _services.Metrics.BytesSent(2);
-                RingDoorbell();
+                WritePingResp();
                 return true;
             case PacketType.Connect:
                 // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
@@ -252,7 +216,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
                 return true;
         }
         // A completed message frees a slot of the in-flight window: more may be sent.
-        RingDoorbell();
+        RequestFlush();
         return true;
     }
 
@@ -265,20 +229,23 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             {
                 return ProtocolViolation(new MqttDecodeError(ReasonCode.ProtocolError, "DISCONNECT sets a session expiry after CONNECT set 0 [MQTT-3.14.2-2]"));
             }
-            _disconnectSessionExpiry = Math.Min(expiry, _services.Limits.MaxSessionExpirySeconds);
+            Extras.DisconnectSessionExpiry = Math.Min(expiry, _services.Limits.MaxSessionExpirySeconds);
         }
         bool withWill = V5 && disconnect.ReasonCode == ReasonCode.DisconnectWithWillMessage;
         // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 0x04 asks for it to be published.
-        _publishWill = withWill;
-        SetCause(withWill ? DisconnectCause.ClientDisconnectWithWill : DisconnectCause.ClientDisconnect,
-            V5 && disconnect.ReasonCode != ReasonCode.NormalDisconnection ? $" (client reason 0x{(byte)disconnect.ReasonCode:X2})" : null);
-        End(_cause, _causeDetail, graceful: true);
+        if (!withWill && _extras is { } extras)
+        {
+            extras.Will = null;
+        }
+        End(withWill ? DisconnectCause.ClientDisconnectWithWill : DisconnectCause.ClientDisconnect,
+            V5 && disconnect.ReasonCode != ReasonCode.NormalDisconnection ? $"client reason 0x{(byte)disconnect.ReasonCode:X2}" : null,
+            graceful: true);
         return false;
     }
 
     private bool ProtocolViolation(MqttDecodeError error)
     {
-        BrokerLog.ProtocolViolation(_services.Logger, _clientId.Length == 0 ? "(not connected)" : _clientId, _transport.RemoteEndPoint, error.ToString());
+        BrokerLog.ProtocolViolation(_services.Logger, _clientId.Length == 0 ? "(not connected)" : _clientId, ClientEndPoint, error.ToString());
         var cause = error.Code is ReasonCode.PacketTooLarge or ReasonCode.ReceiveMaximumExceeded
             ? DisconnectCause.LimitExceeded
             : DisconnectCause.ProtocolError;
@@ -286,81 +253,130 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     }
 
     /// <summary>
-    /// Ends the connection because of the client. In 5.0, after CONNECT, a DISCONNECT with the reason code
-    /// goes first [MQTT-4.13.1-1]; before CONNECT there is nobody to tell in the client's version.
+    /// Ends the connection because of the client. In 5.0, after CONNECT, a DISCONNECT with the reason code goes
+    /// first [MQTT-4.13.1-1]; before CONNECT there is nobody to tell in the client's version. Either way the close
+    /// is graceful (FIN, then the client's input is drained), so a client still writing reads the reason code
+    /// instead of losing it to a reset.
     /// </summary>
     private bool Fail(DisconnectCause cause, string detail, ReasonCode? code)
     {
-        SetCause(cause, detail);
         if (_connected && V5 && code is { } c)
         {
             TryWriteDisconnect(c);
-            End(cause, detail, graceful: true);
         }
-        else
-        {
-            End(cause, detail);
-        }
+        End(cause, detail, graceful: true);
         return false;
     }
 
-    private void SetCause(DisconnectCause cause, string? detail)
-    {
-        if (Volatile.Read(ref _endState) == 0)
-        {
-            _cause = cause;
-            _causeDetail = detail;
-        }
-    }
-
     /// <summary>
-    /// Ends the connection once, whoever calls first. Graceful lets the send loop flush what was written
-    /// (a CONNACK refusal, a DISCONNECT) within the timeout and then close; otherwise the socket is closed at once.
+    /// Ends the connection once, whoever calls first; later calls do nothing. Graceful: what was written (a
+    /// refusal CONNACK, a DISCONNECT) is flushed, the send side is shut down and input drained until the client's
+    /// FIN, all bounded by <see cref="LingerTimeout"/>. Otherwise the socket is reset at once.
     /// </summary>
-    private void End(DisconnectCause cause, string? detail, bool graceful = false, TimeSpan? flushTimeout = null)
+    internal void End(DisconnectCause cause, string? detail, bool graceful = false) => End(cause, detail, graceful, closeTransport: true);
+
+    private void End(DisconnectCause cause, string? detail, bool graceful, bool closeTransport)
     {
-        if (Interlocked.CompareExchange(ref _endState, 1, 0) != 0)
+        int seen = Volatile.Read(ref _lifecycle);
+        while (true)
         {
-            return;
+            if ((seen & Ended) != 0)
+            {
+                return;
+            }
+            int previous = Interlocked.CompareExchange(ref _lifecycle, seen | Ended, seen);
+            if (previous == seen)
+            {
+                break;
+            }
+            seen = previous;
         }
         _cause = cause;
         _causeDetail = detail;
-        _services.Wheel.Remove(_deadline);
         lock (_writeLock)
         {
             _writesClosed = true;
         }
-        if (graceful)
+        if ((seen & Processing) == 0)
         {
-            var timeout = flushTimeout ?? GracefulFlushTimeout;
-            _gracefulFlushTimeout = timeout;
-            Volatile.Write(ref _graceful, true);
-            // A client that does not read cannot hold the close: the flush is cancelled after the timeout.
-            _closeTimer = _services.Time.CreateTimer(static state => ((MqttConnection)state!)._transport.Output.CancelPendingFlush(),
-                this, timeout, Timeout.InfiniteTimeSpan);
-            _sendSignal.Complete();
+            TryCleanup();
+        }
+        if (graceful && (TransportEndReason)Volatile.Read(ref _transportEndValue) is TransportEndReason.None or TransportEndReason.RemoteClosed)
+        {
+            _closeGracefully = true;
+            // The keep-alive entry becomes the bound on the whole close; if it already fired (this End comes from
+            // its expiry) there is nothing to wait for.
+            if (!_services.Wheel.Rearm(_deadline, DeadlineKind.Linger, LingerTimeout))
+            {
+                _closeGracefully = false;
+            }
         }
         else
         {
-            _sendSignal.Complete();
-            _transport.Abort(cause.ToString());
+            _services.Wheel.Remove(_deadline);
         }
-    }
-
-    private bool TryWriteDisconnect(ReasonCode code)
-    {
-        // Only when the client reads: a DISCONNECT stuck behind a full pipe would hold the close.
-        if (_transport.IsOutputCongested)
+        if (_closeGracefully)
         {
-            return false;
+            // The flush loop shuts the send side down once everything written so far is on the wire.
+            RequestFlush();
         }
-        return WritePacket(new DisconnectPacket { ReasonCode = code });
+        else if (closeTransport)
+        {
+            Abort(TransportEndReason.Aborted);
+        }
     }
 
+    /// <summary>Marks the receive path as inside a packet handler; false once the connection has ended.</summary>
+    private bool TryEnterProcessing()
+    {
+        int seen = Volatile.Read(ref _lifecycle);
+        while ((seen & Ended) == 0)
+        {
+            int previous = Interlocked.CompareExchange(ref _lifecycle, seen | Processing, seen);
+            if (previous == seen)
+            {
+                return true;
+            }
+            seen = previous;
+        }
+        return false;
+    }
+
+    private void ExitProcessing()
+    {
+        int after = Interlocked.And(ref _lifecycle, ~Processing) & ~Processing;
+        if ((after & Ended) != 0)
+        {
+            TryCleanup();
+        }
+    }
+
+    private bool IsEnded => (Volatile.Read(ref _lifecycle) & Ended) != 0;
+
+    private bool IsClosed => (Volatile.Read(ref _lifecycle) & Closed) != 0;
+
+    private void TryCleanup()
+    {
+        int seen = Volatile.Read(ref _lifecycle);
+        while (true)
+        {
+            if ((seen & CleanedUp) != 0 || (seen & Processing) != 0)
+            {
+                return;
+            }
+            int previous = Interlocked.CompareExchange(ref _lifecycle, seen | CleanedUp, seen);
+            if (previous == seen)
+            {
+                break;
+            }
+            seen = previous;
+        }
+        Cleanup();
+    }
+
+    /// <summary>The MQTT side of the end: metrics, the session, the will, the log line. Runs once.</summary>
     private void Cleanup()
     {
-        _services.Registry.Remove(this);
-        _services.Wheel.Remove(_deadline);
         // Every connection ends with one recorded cause, refused and silent ones included.
         _services.Metrics.Disconnect(_cause);
         if (!_connected)
@@ -369,8 +385,9 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         }
         _services.Metrics.ClientDisconnected(_version);
         var session = _session!;
-        bool stillOwner = _services.Sessions.Detach(session, this, _disconnectSessionExpiry);
-        if (_will is { } will && _publishWill)
+        var extras = _extras;
+        bool stillOwner = _services.Sessions.Detach(session, this, extras?.DisconnectSessionExpiry);
+        if (extras?.Will is { } will && _cause != DisconnectCause.ClientDisconnect)
         {
             uint delay = will.Properties?.WillDelayInterval ?? 0;
             if (stillOwner)
@@ -385,7 +402,42 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             }
         }
         BrokerLog.ClientDisconnected(_services.Logger, _clientId, VersionText, _keepAlive, _cause,
-            _causeDetail is null ? string.Empty : (_causeDetail.StartsWith(' ') ? _causeDetail : ": " + _causeDetail));
+            _causeDetail is null ? string.Empty : ": " + _causeDetail);
+    }
+
+    /// <summary>
+    /// The transport ended on its own (FIN, reset, kernel keep-alive time-out): that is the connection's end reason
+    /// unless one was already recorded.
+    /// </summary>
+    private void TransportEnded(TransportEndReason reason, SocketError error)
+    {
+        bool first = Interlocked.CompareExchange(ref _transportEndValue, (int)reason, (int)TransportEndReason.None) == (int)TransportEndReason.None;
+        if (reason == TransportEndReason.RemoteClosed)
+        {
+            // The client half-closed. What was written to it still goes out; the flush loop closes after it.
+            _remoteFinSeen = true;
+            if (!IsEnded)
+            {
+                End(DisconnectCause.SocketClosed, null, graceful: true);
+            }
+            else
+            {
+                RequestFlush();
+            }
+            return;
+        }
+        if (first && !IsEnded)
+        {
+            var cause = reason switch
+            {
+                TransportEndReason.Reset => DisconnectCause.ConnectionReset,
+                TransportEndReason.TimedOut => DisconnectCause.TransportTimeout,
+                TransportEndReason.Unreachable => DisconnectCause.HostUnreachable,
+                _ => DisconnectCause.SocketError,
+            };
+            End(cause, error == SocketError.Success ? null : error.ToString());
+        }
+        Abort(reason);
     }
 
     private string VersionText => V5 ? "5.0" : "3.1.1";
@@ -416,32 +468,51 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
 
     // IKeepAliveTarget
 
-    /// <summary>Input is waiting that the read loop has not seen: in the socket, or in the pipe.</summary>
-    public bool HasUnreadInput => _transport.HasUnreadInput || _transport.BytesReceived > Volatile.Read(ref _bytesSeen);
+    /// <summary>Input is waiting that the receive path has not handled yet: in the kernel, or being handled now.</summary>
+    public bool HasUnreadInput => Volatile.Read(ref _receiving) || TransportAvailable() > 0;
 
     public void OnDeadlineExpired(in DeadlineExpiry expiry)
     {
-        if (expiry.Kind == DeadlineKind.Connect)
+        switch (expiry.Kind)
         {
-            BrokerLog.ConnectTimeout(_services.Logger, _transport.RemoteEndPoint, expiry.Timeout.TotalSeconds);
-            End(DisconnectCause.ConnectTimeout, $"no CONNECT within {expiry.Timeout.TotalSeconds}s");
-            return;
+            case DeadlineKind.Connect:
+                BrokerLog.ConnectTimeout(_services.Logger, ClientEndPoint, expiry.Timeout.TotalSeconds);
+                End(DisconnectCause.ConnectTimeout, $"no CONNECT within {expiry.Timeout.TotalSeconds}s");
+                return;
+            case DeadlineKind.Linger:
+                // The client neither read our last packet nor closed within the linger time.
+                Abort(TransportEndReason.Aborted);
+                return;
         }
         _services.Metrics.KeepAliveExpired();
         BrokerLog.KeepAliveTimeout(_services.Logger, _clientId, VersionText, _keepAlive, expiry.Elapsed.TotalSeconds, expiry.Timeout.TotalSeconds);
-        // Terminated at once: the peer is presumed gone and cannot take part in a close handshake.
-        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout);
-        End(DisconnectCause.KeepAliveTimeout, $"no packet for {expiry.Elapsed.TotalSeconds:F3}s",
-            graceful: told, flushTimeout: KeepAliveDisconnectFlushTimeout);
+        // Terminated at once: the peer is presumed gone and cannot take part in a close handshake. A 5.0 client
+        // is told why (0x8D) when the packet goes out right now with one non-blocking send on this thread; then
+        // the socket is closed with a FIN so that a live but silent client still reads it. Anything else is a reset.
+        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout, flush: false) && TryStartFlush();
+        if (told)
+        {
+            RunFlush();
+            told = PendingOutputBytes == 0;
+        }
+        End(DisconnectCause.KeepAliveTimeout, $"no packet for {expiry.Elapsed.TotalSeconds:F3}s", graceful: false, closeTransport: false);
+        if (told)
+        {
+            CloseTransport(TransportEndReason.LocalClosed, abortive: false);
+        }
+        else
+        {
+            Abort(TransportEndReason.Aborted);
+        }
     }
 
     // IDeliveryTarget
 
-    public void NotifyPending() => RingDoorbell();
+    public void NotifyPending() => RequestFlush();
 
     public void OnQueueOverflow()
     {
-        if (Interlocked.Exchange(ref _overflowReported, 1) != 0)
+        if (Interlocked.Exchange(ref Extras.OverflowReported, 1) != 0)
         {
             return;
         }
@@ -453,7 +524,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             {
                 c.TryWriteDisconnect(ReasonCode.QuotaExceeded);
             }
-            c.End(DisconnectCause.SlowConsumer, "queue of QoS 1/2 messages full");
+            c.End(DisconnectCause.SlowConsumer, "queue of QoS 1/2 messages full", graceful: true);
         }, this, preferLocal: false);
     }
 
@@ -464,17 +535,27 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         {
             TryWriteDisconnect(ReasonCode.SessionTakenOver);
         }
-        End(DisconnectCause.Takeover, "another connection with the same client id", graceful: V5);
+        End(DisconnectCause.Takeover, "another connection with the same client id", graceful: true);
     }
 
     /// <summary>Broker shutdown: tell 5.0 clients (0x8B), flush, close.</summary>
-    public Task ShutdownAsync()
+    public void Shutdown()
     {
         if (_connected && V5)
         {
             TryWriteDisconnect(ReasonCode.ServerShuttingDown);
         }
         End(DisconnectCause.ServerShutdown, null, graceful: true);
-        return Task.CompletedTask;
+    }
+
+    /// <summary>What only some clients need, kept out of every idle connection.</summary>
+    private sealed class ConnectionExtras
+    {
+        public WillMessage? Will;
+        public uint? DisconnectSessionExpiry;
+        public int OverflowReported;
+        public RouteBuffer? RouteBuffer;
+        public Dictionary<string, ushort>? OutboundAliases;
+        public Dictionary<ushort, string>? InboundAliases;
     }
 }

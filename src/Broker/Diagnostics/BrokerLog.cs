@@ -9,10 +9,10 @@ internal static partial class BrokerLog
     [LoggerMessage(1, LogLevel.Information, "MQTT listener on {EndPoint}")]
     public static partial void Listening(ILogger logger, EndPoint endPoint);
 
-    [LoggerMessage(2, LogLevel.Information, "Client {ClientId} connected from {RemoteEndPoint}: MQTT {Version}, keep-alive {KeepAlive}s (requested {RequestedKeepAlive}s), clean start {CleanStart}, session present {SessionPresent}")]
+    [LoggerMessage(2, LogLevel.Debug, "Client {ClientId} connected from {RemoteEndPoint}: MQTT {Version}, keep-alive {KeepAlive}s (requested {RequestedKeepAlive}s), clean start {CleanStart}, session present {SessionPresent}")]
     public static partial void ClientConnected(ILogger logger, string clientId, EndPoint? remoteEndPoint, string version, int keepAlive, int requestedKeepAlive, bool cleanStart, bool sessionPresent);
 
-    [LoggerMessage(3, LogLevel.Information, "Client {ClientId} disconnected: MQTT {Version}, keep-alive {KeepAlive}s, reason {Cause}{Detail}")]
+    [LoggerMessage(3, LogLevel.Debug, "Client {ClientId} disconnected: MQTT {Version}, keep-alive {KeepAlive}s, reason {Cause}{Detail}")]
     public static partial void ClientDisconnected(ILogger logger, string clientId, string version, int keepAlive, DisconnectCause cause, string detail);
 
     [LoggerMessage(4, LogLevel.Debug, "Client {ClientId} timed out: MQTT {Version}, keep-alive {KeepAlive}s, no packet for {SilentSeconds:F3}s (limit {LimitSeconds:F3}s)")]

@@ -10,8 +10,16 @@ internal enum DisconnectCause
     ClientDisconnectWithWill,
     KeepAliveTimeout,
     ConnectTimeout,
+    /// <summary>The client closed the TCP connection (FIN) without DISCONNECT.</summary>
     SocketClosed,
+    /// <summary>Any other socket error.</summary>
     SocketError,
+    /// <summary>The peer reset the connection (RST, ECONNRESET/EPIPE).</summary>
+    ConnectionReset,
+    /// <summary>The kernel gave up on the peer (ETIMEDOUT): TCP keep-alive probes or retransmissions unanswered.</summary>
+    TransportTimeout,
+    /// <summary>The network reported the peer unreachable (EHOSTUNREACH/ENETUNREACH).</summary>
+    HostUnreachable,
     ProtocolError,
     Takeover,
     ServerShutdown,
@@ -19,6 +27,8 @@ internal enum DisconnectCause
     ConnectRefused,
     /// <summary>A configured limit was exceeded by the client (packet size, receive maximum).</summary>
     LimitExceeded,
+    /// <summary>A bug: an unexpected exception while handling the client's packet (logged as an error).</summary>
+    InternalError,
 }
 
 internal enum ConnectResult
@@ -63,6 +73,7 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _messagesPublished;
     private readonly Counter<long> _messagesDelivered;
     private readonly Counter<long> _messagesDropped;
+    private readonly Counter<long> _acceptErrors;
 
     private readonly KeyValuePair<string, object?>[] _versionTags;
     private readonly KeyValuePair<string, object?>[] _connectTags;
@@ -90,6 +101,7 @@ internal sealed class BrokerMetrics : IDisposable
         _messagesDelivered = _meter.CreateCounter<long>("mqtt.messages.delivered", "{message}", "PUBLISH messages written to subscribers, by QoS");
         _messagesDropped = _meter.CreateCounter<long>("mqtt.messages.dropped", "{message}", "Messages not delivered, by reason");
 
+        _acceptErrors = _meter.CreateCounter<long>("mqtt.accept.errors", "{error}", "Failed accepts that made the listener back off (EMFILE, ENFILE, ENOBUFS, ...), by socket error");
         _versionTags = [Tag("protocol", "3.1.1"), Tag("protocol", "5.0")];
         _connectTags = Tags<ConnectResult>("result");
         _causeTags = Tags<DisconnectCause>("cause");
@@ -137,6 +149,9 @@ internal sealed class BrokerMetrics : IDisposable
     public void MessageReceived(QualityOfService qos) => _messagesPublished.Add(1, _qosTags[(int)qos]);
     public void MessageDelivered(QualityOfService qos) => _messagesDelivered.Add(1, _qosTags[(int)qos]);
     public void MessageDropped(DropReason reason) => _messagesDropped.Add(1, _dropTags[(int)reason]);
+
+    // Rare (the listener backs off after each): a tag built per call is fine.
+    public void AcceptFailed(System.Net.Sockets.SocketError error) => _acceptErrors.Add(1, Tag("error", ToSnakeCase(error.ToString())));
 
     /// <summary>Gauges read at collection time from the broker's state (sessions, subscriptions, retained, queues).</summary>
     public void ObserveState(Func<IEnumerable<Measurement<long>>> sessions, Func<long> subscriptions, Func<long> retained,

@@ -74,11 +74,11 @@ internal static class BrokerHost
             sp.GetRequiredService<BrokerMetrics>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Connections"),
-            sp.GetRequiredService<ConnectionRegistry>()));
+            sp.GetRequiredService<ConnectionRegistry>(),
+            sp.GetRequiredService<IOptions<TcpOptions>>().Value.MaxPendingOutputBytes));
         services.TryAddSingleton<BrokerServer>();
         AddMetricsEndpoint(services, configuration);
         services.AddHostedService(sp => sp.GetRequiredService<BrokerServer>());
-        services.AddHostedService<SessionExpiryService>();
         services.AddHostedService<BrokerStateObserver>();
     }
 

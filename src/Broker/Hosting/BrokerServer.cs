@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Broker.Connections;
 using Broker.Diagnostics;
 using Broker.Transport;
@@ -8,8 +9,8 @@ using Microsoft.Extensions.Logging;
 namespace Broker.Hosting;
 
 /// <summary>
-/// The MQTT listener as a hosted service: binds at start (a bind failure stops start-up), accepts in a
-/// loop, runs one <see cref="MqttConnection"/> per socket, and on stop closes every connection gracefully.
+/// The MQTT listener as a hosted service: binds at start (a bind failure stops start-up), turns every accepted
+/// socket into a started <see cref="MqttConnection"/>, and on stop closes every connection gracefully.
 /// </summary>
 internal sealed class BrokerServer : IHostedService, IDisposable
 {
@@ -18,11 +19,8 @@ internal sealed class BrokerServer : IHostedService, IDisposable
     private readonly SocketListener _listener;
     private readonly ConnectionServices _services;
     private readonly ILogger<BrokerServer> _logger;
-    private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _bound = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Task? _acceptLoop;
-    private readonly List<Task> _running = new();
-    private readonly object _runningGate = new();
+    private volatile bool _accepting;
 
     public BrokerServer(SocketListener listener, ConnectionServices services, ILogger<BrokerServer> logger)
     {
@@ -34,8 +32,8 @@ internal sealed class BrokerServer : IHostedService, IDisposable
     /// <summary>The bound endpoint (the real port when configured with port 0).</summary>
     public IPEndPoint LocalEndPoint => _listener.LocalEndPoint;
 
-    /// <summary>True while the listener is bound and accepting (for /readyz).</summary>
-    public bool IsAccepting { get; private set; }
+    /// <summary>True while the listener is bound and accepting (for /readyz): not while it backs off for lack of descriptors.</summary>
+    public bool IsAccepting => _accepting && !_listener.IsBackingOff;
 
     public Task Bound => _bound.Task;
 
@@ -43,73 +41,34 @@ internal sealed class BrokerServer : IHostedService, IDisposable
     {
         _listener.Bind();
         BrokerLog.Listening(_logger, _listener.LocalEndPoint);
-        IsAccepting = true;
+        _accepting = true;
         _bound.TrySetResult();
-        _acceptLoop = Task.Run(AcceptLoopAsync, CancellationToken.None);
+        _listener.Start(OnAccepted, _services.Metrics.AcceptFailed);
         return Task.CompletedTask;
     }
 
-    private async Task AcceptLoopAsync()
+    private void OnAccepted(Socket socket)
     {
-        var token = _stopping.Token;
-        while (!token.IsCancellationRequested)
-        {
-            SocketConnection? socket;
-            try
-            {
-                socket = await _listener.AcceptAsync(token);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
-            catch (Exception ex)
-            {
-                BrokerLog.AcceptFailed(_logger, ex);
-                continue;
-            }
-            if (socket is null)
-            {
-                break;
-            }
-            var connection = new MqttConnection(socket, _services);
-            var run = connection.RunAsync();
-            lock (_runningGate)
-            {
-                _running.Add(run);
-                if (_running.Count > 1024)
-                {
-                    _running.RemoveAll(t => t.IsCompleted);
-                }
-            }
-        }
-        IsAccepting = false;
+        var connection = new MqttConnection(socket, _services);
+        // Reading (often the CONNECT already waiting) happens on the thread pool, so the accept loop goes straight
+        // back to the backlog.
+        ThreadPool.UnsafeQueueUserWorkItem(static c => c.Start(), connection, preferLocal: false);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         // Stop accepting first, then tell every client (5.0: DISCONNECT 0x8B) and close.
-        IsAccepting = false;
-        _stopping.Cancel();
+        _accepting = false;
         _listener.Stop();
-        if (_acceptLoop is not null)
-        {
-            await _acceptLoop.ConfigureAwait(false);
-        }
         var connections = _services.Registry.Snapshot();
-        BrokerLog.ShuttingDown(_logger, connections.Count);
+        BrokerLog.ShuttingDown(_logger, connections.Length);
         foreach (var connection in connections)
         {
-            await connection.ShutdownAsync().ConfigureAwait(false);
-        }
-        Task[] running;
-        lock (_runningGate)
-        {
-            running = [.. _running];
+            connection.Shutdown();
         }
         try
         {
-            await Task.WhenAll(running).WaitAsync(ShutdownTimeout, _services.Time, cancellationToken).ConfigureAwait(false);
+            await _services.Registry.WhenEmpty().WaitAsync(ShutdownTimeout, _services.Time, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -120,9 +79,5 @@ internal sealed class BrokerServer : IHostedService, IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        _stopping.Dispose();
-        _listener.Dispose();
-    }
+    public void Dispose() => _listener.Dispose();
 }

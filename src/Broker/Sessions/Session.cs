@@ -1,3 +1,4 @@
+using Broker.Connections.KeepAlive;
 using Broker.Protocol;
 
 namespace Broker.Sessions;
@@ -26,9 +27,11 @@ internal enum EnqueueResult
 /// and QoS 2 packet identifiers received but not yet released. It outlives connections for persistent sessions.
 /// All state is guarded by one lock; connection threads and the router touch it briefly.
 /// </summary>
-internal sealed class Session
+internal sealed class Session : IKeepAliveTarget
 {
     private readonly object _gate = new();
+    // Told when the expiry deadline of this session, offline, comes due.
+    private readonly SessionStore? _store;
     // Created on first use: most devices of a fleet never subscribe or receive, and idle memory per client counts.
     private Dictionary<string, Subscription>? _subscriptions;
     private Queue<OutboundMessage>? _pending;
@@ -36,10 +39,18 @@ internal sealed class Session
     private HashSet<ushort>? _inboundQoS2;
     private ushort _lastPacketId;
 
-    public Session(string clientId)
+    public Session(string clientId, SessionStore? store = null)
     {
         ClientId = clientId;
+        _store = store;
     }
+
+    /// <summary>The wheel entry that discards this session when it has been offline for its expiry interval; null while online.</summary>
+    internal KeepAliveDeadline? ExpiryDeadline { get; set; }
+
+    bool IKeepAliveTarget.HasUnreadInput => false;
+
+    void IKeepAliveTarget.OnDeadlineExpired(in DeadlineExpiry expiry) => _store?.Expire(this);
 
     public string ClientId { get; }
 

@@ -1,29 +1,41 @@
 using System.Collections.Concurrent;
+using Broker.Connections.KeepAlive;
+using Broker.Diagnostics;
 using Broker.Routing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Broker.Sessions;
 
 /// <summary>
 /// All sessions by client identifier. Binding a connection to a session (CONNECT) and unbinding it
 /// (connection end) are serialised by one lock: they are rare next to publishes, and one lock makes
-/// takeover [MQTT-3.1.4-2] and clean start [MQTT-3.1.2-4] race-free.
+/// takeover [MQTT-3.1.4-2] and clean start [MQTT-3.1.2-4] race-free. An offline session with a finite
+/// expiry has one entry on the timer wheel; nothing scans the sessions.
 /// </summary>
 internal sealed class SessionStore
 {
     private readonly ConcurrentDictionary<string, Session> _sessions = new(StringComparer.Ordinal);
-    private readonly object _bindGate = new();
+    private readonly Lock _bindGate = new();
     private readonly Router _router;
     private readonly TimeProvider _time;
+    private readonly TimerWheel _wheel;
+    private readonly ILogger _logger;
 
-    public SessionStore(Router router, TimeProvider time)
+    public SessionStore(Router router, TimeProvider time, TimerWheel wheel, ILogger<SessionStore>? logger = null)
     {
         _router = router;
         _time = time;
+        _wheel = wheel;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
     public int Count => _sessions.Count;
 
     public bool TryGet(string clientId, out Session? session) => _sessions.TryGetValue(clientId, out session);
+
+    /// <summary>Raised (outside the store's lock) with every session that expired, after it was discarded.</summary>
+    public event Action<Session>? SessionExpired;
 
     /// <summary>
     /// Binds <paramref name="owner"/> to the client's session. Returns the connection it took over, if any,
@@ -39,6 +51,7 @@ internal sealed class SessionStore
             if (_sessions.TryGetValue(clientId, out var existing))
             {
                 previousOwner = existing.Owner;
+                CancelExpiry(existing);
                 if (cleanStart)
                 {
                     Discard(existing);
@@ -51,7 +64,7 @@ internal sealed class SessionStore
                     return existing;
                 }
             }
-            var session = new Session(clientId) { ExpiryIntervalSeconds = expiryIntervalSeconds };
+            var session = new Session(clientId, this) { ExpiryIntervalSeconds = expiryIntervalSeconds };
             session.Bind(owner);
             _sessions[clientId] = session;
             return session;
@@ -60,7 +73,8 @@ internal sealed class SessionStore
 
     /// <summary>
     /// The connection ended. A session with expiry 0 ends with it [MQTT-3.1.2-5 / 3.1.2.11.2]; others stay for
-    /// their expiry interval. Returns false when another connection already took the session over.
+    /// their expiry interval (uint.MaxValue: for ever). Returns false when another connection already took the
+    /// session over.
     /// </summary>
     public bool Detach(Session session, IDeliveryTarget owner, uint? expiryOverride = null)
     {
@@ -78,35 +92,29 @@ internal sealed class SessionStore
             {
                 Discard(session);
             }
+            else if (session.ExpiryIntervalSeconds != uint.MaxValue)
+            {
+                // [MQTT-3.1.2-23] kept for the interval after the connection closes.
+                session.ExpiryDeadline = _wheel.Register(session, DeadlineKind.SessionExpiry, TimeSpan.FromSeconds(session.ExpiryIntervalSeconds));
+            }
             return true;
         }
     }
 
-    /// <summary>Removes offline sessions whose expiry interval has passed; returns their client ids.</summary>
-    public List<string> RemoveExpired()
+    /// <summary>The wheel says the session's expiry passed: discard it unless a client came back meanwhile.</summary>
+    internal void Expire(Session session)
     {
-        var removed = new List<string>();
-        long now = _time.GetTimestamp();
-        foreach (var (clientId, session) in _sessions)
+        lock (_bindGate)
         {
-            if (session.IsOnline || session.ExpiryIntervalSeconds == uint.MaxValue)
+            if (session.IsOnline || !_sessions.TryGetValue(session.ClientId, out var current) || !ReferenceEquals(current, session))
             {
-                continue;
+                return;
             }
-            var offlineFor = _time.GetElapsedTime(session.DisconnectedTimestamp, now);
-            if (offlineFor.TotalSeconds >= session.ExpiryIntervalSeconds)
-            {
-                lock (_bindGate)
-                {
-                    if (!session.IsOnline && _sessions.TryGetValue(clientId, out var current) && ReferenceEquals(current, session))
-                    {
-                        Discard(session);
-                        removed.Add(clientId);
-                    }
-                }
-            }
+            session.ExpiryDeadline = null;
+            Discard(session);
         }
-        return removed;
+        BrokerLog.SessionExpired(_logger, session.ClientId);
+        SessionExpired?.Invoke(session);
     }
 
     /// <summary>
@@ -132,8 +140,18 @@ internal sealed class SessionStore
         return new SessionCounts(online, offline, queued, inflight);
     }
 
+    private void CancelExpiry(Session session)
+    {
+        if (session.ExpiryDeadline is { } deadline)
+        {
+            session.ExpiryDeadline = null;
+            _wheel.Remove(deadline);
+        }
+    }
+
     private void Discard(Session session)
     {
+        CancelExpiry(session);
         _sessions.TryRemove(new KeyValuePair<string, Session>(session.ClientId, session));
         foreach (var sub in session.GetSubscriptions())
         {

@@ -1,24 +1,27 @@
 using System.Collections.Concurrent;
+using Broker.Connections.KeepAlive;
 using Broker.Routing;
 
 namespace Broker.Sessions;
 
 /// <summary>
-/// Publishes will messages, at once or after the 5.0 Will Delay Interval [MQTT-3.1.3-9]. A delayed will is
-/// cancelled when the client connects again before it fires. Delayed wills are rare (only disconnected
-/// clients that asked for a delay), so each gets a timer from the TimeProvider.
+/// Publishes will messages, at once or after the 5.0 Will Delay Interval [MQTT-3.1.3-9]. A delayed will is an
+/// entry on the timer wheel, cancelled when the client connects again before it comes due.
 /// </summary>
-internal sealed class WillPublisher : IDisposable
+internal sealed class WillPublisher
 {
-    private readonly ConcurrentDictionary<string, ITimer> _delayed = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, PendingWill> _delayed = new(StringComparer.Ordinal);
     private readonly Router _router;
-    private readonly TimeProvider _time;
+    private readonly TimerWheel _wheel;
 
-    public WillPublisher(Router router, TimeProvider time)
+    public WillPublisher(Router router, TimerWheel wheel)
     {
         _router = router;
-        _time = time;
+        _wheel = wheel;
     }
+
+    /// <summary>Wills waiting for their delay.</summary>
+    public int PendingCount => _delayed.Count;
 
     public void Publish(string clientId, ApplicationMessage will, uint delaySeconds)
     {
@@ -27,38 +30,52 @@ internal sealed class WillPublisher : IDisposable
             _router.Publish(will);
             return;
         }
-        ITimer? timer = null;
-        timer = _time.CreateTimer(_ =>
-        {
-            if (_delayed.TryRemove(new KeyValuePair<string, ITimer>(clientId, timer!)))
-            {
-                timer!.Dispose();
-                _router.Publish(will);
-            }
-        }, null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        var pending = new PendingWill(this, clientId, will);
         if (_delayed.TryRemove(clientId, out var previous))
         {
-            previous.Dispose();
+            previous.Cancel();
         }
-        _delayed[clientId] = timer;
-        timer.Change(TimeSpan.FromSeconds(delaySeconds), Timeout.InfiniteTimeSpan);
+        _delayed[clientId] = pending;
+        pending.Arm(TimeSpan.FromSeconds(delaySeconds));
     }
 
     /// <summary>The client is back before its will fired: it is not sent.</summary>
     public void Cancel(string clientId)
     {
-        if (_delayed.TryRemove(clientId, out var timer))
+        if (_delayed.TryRemove(clientId, out var pending))
         {
-            timer.Dispose();
+            pending.Cancel();
         }
     }
 
-    public void Dispose()
+    private void Fire(PendingWill pending)
     {
-        foreach (var timer in _delayed.Values)
+        if (_delayed.TryRemove(new KeyValuePair<string, PendingWill>(pending.ClientId, pending)))
         {
-            timer.Dispose();
+            _router.Publish(pending.Message);
         }
-        _delayed.Clear();
+    }
+
+    private sealed class PendingWill(WillPublisher owner, string clientId, ApplicationMessage message) : IKeepAliveTarget
+    {
+        private KeepAliveDeadline? _deadline;
+
+        public string ClientId => clientId;
+
+        public ApplicationMessage Message => message;
+
+        public bool HasUnreadInput => false;
+
+        public void Arm(TimeSpan delay) => _deadline = owner._wheel.Register(this, DeadlineKind.WillDelay, delay);
+
+        public void Cancel()
+        {
+            if (_deadline is { } deadline)
+            {
+                owner._wheel.Remove(deadline);
+            }
+        }
+
+        public void OnDeadlineExpired(in DeadlineExpiry expiry) => owner.Fire(this);
     }
 }

@@ -7,20 +7,34 @@ using Microsoft.Extensions.Options;
 namespace Broker.Transport;
 
 /// <summary>
-/// The listening socket: <see cref="Bind"/> once, then call <see cref="AcceptAsync"/> in a loop; each
-/// accepted socket is configured (NoDelay, kernel keep-alive) and returned as a started
-/// <see cref="SocketConnection"/>.
+/// The listening socket: <see cref="Bind"/> once, then <see cref="Start"/> an accept loop that hands every
+/// accepted socket, configured (non-blocking, NoDelay, kernel keep-alive), to its owner. The loop accepts with
+/// one reusable <see cref="SocketAsyncEventArgs"/> and keeps going on the same thread while accepts complete at
+/// once, so a reconnect storm is drained from the backlog as fast as the kernel hands sockets over. When the
+/// process or the system is out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM) it backs off, with a
+/// growing pause, instead of spinning, and resumes by itself.
 /// </summary>
 internal sealed class SocketListener : IDisposable
 {
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan AcceptErrorLogInterval = TimeSpan.FromSeconds(10);
+
     private readonly TcpOptions _tcp;
     private readonly TcpKeepAliveOptions _keepAlive;
     private readonly ILogger _logger;
-    private readonly ILogger _connectionLogger;
-    private readonly TimeProvider _timeProvider;
+    private readonly TimeProvider _time;
+    private readonly AcceptOperation _accept;
     private Socket? _listenSocket;
     private EndPoint? _localEndPoint;
+    private Action<Socket>? _onAccepted;
+    private Action<SocketError>? _onAcceptError;
     private int _stopped;
+    private TimeSpan _backoff = FirstBackoff;
+    private ITimer? _backoffTimer;
+    private long _lastErrorLog;
+    private int _errorsSinceLog;
+    private volatile bool _backingOff;
 
     public SocketListener(
         IOptions<TcpOptions> tcpOptions,
@@ -31,13 +45,17 @@ internal sealed class SocketListener : IDisposable
         _tcp = tcpOptions.Value;
         _keepAlive = keepAliveOptions.Value;
         _logger = loggerFactory.CreateLogger<SocketListener>();
-        _connectionLogger = loggerFactory.CreateLogger<SocketConnection>();
-        _timeProvider = timeProvider ?? TimeProvider.System;
+        _time = timeProvider ?? TimeProvider.System;
+        _accept = new AcceptOperation(this);
+        _lastErrorLog = _time.GetTimestamp() - (long)(AcceptErrorLogInterval.TotalSeconds * _time.TimestampFrequency);
     }
 
     /// <summary>The bound address and the real port (also when the configured port is 0).</summary>
     public IPEndPoint LocalEndPoint =>
         (IPEndPoint)(_localEndPoint ?? throw new InvalidOperationException("The listener is not bound."));
+
+    /// <summary>True while accepting is paused because the process or system ran out of descriptors or buffers.</summary>
+    public bool IsBackingOff => _backingOff;
 
     /// <summary>Binds and starts listening. Throws (SocketException) when the address cannot be bound: that is fatal at start-up.</summary>
     public void Bind()
@@ -72,59 +90,108 @@ internal sealed class SocketListener : IDisposable
     }
 
     /// <summary>
-    /// The next accepted connection, already started; null once <see cref="Stop"/> was called or
-    /// <paramref name="cancellationToken"/> is cancelled. A connection reset while still in the
-    /// accept queue is skipped. Other accept errors (e.g. out of file descriptors) are thrown for the
-    /// accept loop's owner to log and decide on.
+    /// Starts the accept loop. <paramref name="onAccepted"/> runs on the loop's thread and must return quickly
+    /// (hand the socket on); <paramref name="onAcceptError"/> is told of every accept error that made the loop back off.
     /// </summary>
-    public async ValueTask<SocketConnection?> AcceptAsync(CancellationToken cancellationToken)
+    public void Start(Action<Socket> onAccepted, Action<SocketError>? onAcceptError = null)
     {
-        Socket listenSocket = _listenSocket ?? throw new InvalidOperationException("The listener is not bound.");
-        while (true)
+        if (_listenSocket is null)
         {
-            Socket accepted;
+            throw new InvalidOperationException("The listener is not bound.");
+        }
+        if (Interlocked.CompareExchange(ref _onAccepted, onAccepted, null) is not null)
+        {
+            throw new InvalidOperationException("The listener is already started.");
+        }
+        _onAcceptError = onAcceptError;
+        // The first accept is posted from the thread pool: a storm already in the backlog is then drained there,
+        // not on the caller (the host's start-up).
+        ThreadPool.UnsafeQueueUserWorkItem(static listener => listener.AcceptLoop(), this, preferLocal: false);
+    }
+
+    private void AcceptLoop()
+    {
+        var listenSocket = _listenSocket!;
+        while (Volatile.Read(ref _stopped) == 0)
+        {
+            _accept.AcceptSocket = null;
+            bool pending;
             try
             {
-                accepted = await listenSocket.AcceptAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return null;
+                pending = listenSocket.AcceptAsync(_accept);
             }
             catch (ObjectDisposedException)
             {
-                return null;
+                return;
             }
-            catch (SocketException e) when (e.SocketErrorCode == SocketError.OperationAborted || Volatile.Read(ref _stopped) != 0)
+            if (pending || !OnAcceptCompleted())
             {
-                return null;
+                return;
             }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted)
-            {
-                TransportLog.AcceptedConnectionGone(_logger, e.SocketErrorCode);
-                continue;
-            }
-
-            ConfigureAcceptedSocket(accepted);
-            SocketConnection connection;
-            try
-            {
-                connection = new SocketConnection(accepted, _tcp.MaxInputBufferBytes, _tcp.MaxPendingOutputBytes, _connectionLogger, _timeProvider);
-            }
-            catch (SocketException e)
-            {
-                // RemoteEndPoint fails when the peer is already gone (ENOTCONN).
-                TransportLog.AcceptedConnectionGone(_logger, e.SocketErrorCode);
-                accepted.Dispose();
-                continue;
-            }
-
-            connection.Start();
-            return connection;
         }
     }
 
-    /// <summary>Stops accepting; a pending <see cref="AcceptAsync"/> returns null. Open connections are not touched. Idempotent.</summary>
+    /// <summary>Handles one completed accept; true to accept the next at once.</summary>
+    private bool OnAcceptCompleted()
+    {
+        var error = _accept.SocketError;
+        var accepted = _accept.AcceptSocket;
+        _accept.AcceptSocket = null;
+        if (Volatile.Read(ref _stopped) != 0)
+        {
+            accepted?.Dispose();
+            return false;
+        }
+        switch (error)
+        {
+            case SocketError.Success when accepted is not null:
+                _backoff = FirstBackoff;
+                if (Configure(accepted))
+                {
+                    _onAccepted!(accepted);
+                }
+                return true;
+            case SocketError.ConnectionReset or SocketError.ConnectionAborted:
+                // The client gave up while still in the accept queue.
+                TransportLog.AcceptedConnectionGone(_logger, error);
+                return true;
+            case SocketError.OperationAborted or SocketError.Interrupted:
+                return Volatile.Read(ref _stopped) == 0;
+            default:
+                BackOff(error);
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// Out of descriptors (EMFILE/ENFILE), buffers (ENOBUFS) or memory: pending clients wait in the listen backlog
+    /// while the broker pauses accepting, doubling the pause up to <see cref="MaxBackoff"/>; one log line per
+    /// interval says how many accepts failed.
+    /// </summary>
+    private void BackOff(SocketError error)
+    {
+        _backingOff = true;
+        _onAcceptError?.Invoke(error);
+        _errorsSinceLog++;
+        long now = _time.GetTimestamp();
+        if (_time.GetElapsedTime(_lastErrorLog, now) >= AcceptErrorLogInterval)
+        {
+            TransportLog.AcceptBackingOff(_logger, error, _errorsSinceLog, _backoff.TotalMilliseconds);
+            _errorsSinceLog = 0;
+            _lastErrorLog = now;
+        }
+        var delay = _backoff;
+        _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, MaxBackoff.Ticks));
+        var timer = _backoffTimer ??= _time.CreateTimer(static state =>
+        {
+            var listener = (SocketListener)state!;
+            listener._backingOff = false;
+            listener.AcceptLoop();
+        }, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        timer.Change(delay, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>Stops accepting. Open connections are not touched. Idempotent.</summary>
     public void Stop()
     {
         if (Interlocked.Exchange(ref _stopped, 1) != 0)
@@ -132,18 +199,47 @@ internal sealed class SocketListener : IDisposable
             return;
         }
 
+        _backoffTimer?.Dispose();
         _listenSocket?.Dispose();
         TransportLog.StoppedListening(_logger, _localEndPoint);
     }
 
-    public void Dispose() => Stop();
-
-    private void ConfigureAcceptedSocket(Socket socket)
+    public void Dispose()
     {
-        // MQTT packets are small (PUBACK is 4 bytes). With Nagle's algorithm a small write waits for
-        // the ACK of the previous one, which delayed ACK holds back ~40 ms: every QoS 1 round trip
-        // would gain that latency. Batching is done by flushing once per batch, not by the kernel.
+        Stop();
+        _accept.Dispose();
+    }
+
+    /// <summary>False when the socket is already unusable (the peer left between accept and here).</summary>
+    private bool Configure(Socket socket)
+    {
+        try
+        {
+            // Reads and writes are non-blocking: the connection tries each at once and waits for readiness only
+            // when the kernel has nothing (a zero-byte receive) or no room (an asynchronous send).
+            socket.Blocking = false;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            socket.Dispose();
+            return false;
+        }
+        // MQTT packets are small (PUBACK is 4 bytes). With Nagle's algorithm a small write waits for the ACK of
+        // the previous one, which delayed ACK holds back ~40 ms: every QoS 1 round trip would gain that latency.
+        // Batching is done by flushing once per batch, not by the kernel.
         SocketOptionSetter.TrySet(socket, SocketOptionLevel.Tcp, SocketOptionName.NoDelay, 1, "TCP_NODELAY", _logger);
         TcpKeepAliveConfigurator.Apply(socket, _keepAlive, _logger);
+        return true;
+    }
+
+    private sealed class AcceptOperation(SocketListener owner) : SocketAsyncEventArgs(unsafeSuppressExecutionContextFlow: true)
+    {
+        protected override void OnCompleted(SocketAsyncEventArgs e)
+        {
+            if (owner.OnAcceptCompleted())
+            {
+                owner.AcceptLoop();
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
+using System.Net.Sockets;
+
 namespace Broker.Transport;
 
-/// <summary>Why a socket connection ended; exactly one is recorded per connection.</summary>
+/// <summary>Why a transport ended; exactly one is recorded per connection.</summary>
 internal enum TransportEndReason
 {
     /// <summary>The connection has not ended.</summary>
@@ -15,15 +17,30 @@ internal enum TransportEndReason
     /// <summary>The kernel gave up on the peer (ETIMEDOUT): keep-alive probes or retransmissions unanswered.</summary>
     TimedOut,
 
-    /// <summary>Another socket error; see <see cref="TransportEnd.SocketError"/>.</summary>
+    /// <summary>The network says the peer cannot be reached (EHOSTUNREACH, ENETUNREACH).</summary>
+    Unreachable,
+
+    /// <summary>Another socket error.</summary>
     SocketError,
 
-    /// <summary>The broker called <see cref="SocketConnection.Abort"/>: closed at once, pending output dropped.</summary>
+    /// <summary>The broker closed the connection at once, pending output dropped.</summary>
     Aborted,
 
-    /// <summary>The broker closed gracefully (CloseAsync, or it completed the output).</summary>
+    /// <summary>The broker closed gracefully after its last packet was sent.</summary>
     LocalClosed,
+}
 
-    /// <summary>An unexpected non-socket exception in a transport loop (a bug); it was logged.</summary>
-    Faulted,
+internal static class TransportEndReasons
+{
+    public static TransportEndReason FromSocketError(SocketError error) => error switch
+    {
+        SocketError.ConnectionReset or SocketError.ConnectionAborted => TransportEndReason.Reset,
+        // EPIPE: the peer's side is gone while we were still sending.
+        SocketError.Shutdown => TransportEndReason.Reset,
+        SocketError.TimedOut => TransportEndReason.TimedOut,
+        SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.HostDown or SocketError.NetworkDown => TransportEndReason.Unreachable,
+        // Our own close woke the operation.
+        SocketError.OperationAborted or SocketError.Interrupted => TransportEndReason.Aborted,
+        _ => TransportEndReason.SocketError,
+    };
 }

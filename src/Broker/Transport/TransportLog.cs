@@ -19,6 +19,6 @@ internal static partial class TransportLog
     [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Could not set socket option {Option} on the connection from {RemoteEndPoint}: {SocketError}")]
     public static partial void SocketOptionFailed(ILogger logger, string option, EndPoint? remoteEndPoint, SocketError socketError);
 
-    [LoggerMessage(EventId = 1004, Level = LogLevel.Error, Message = "Unexpected error in the {Loop} loop of the connection from {RemoteEndPoint}")]
-    public static partial void LoopFaulted(ILogger logger, Exception exception, string loop, EndPoint? remoteEndPoint);
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Accepting connections failed ({SocketError}, {Count} time(s) since the last report): pausing accepts for {PauseMs} ms and backing off; clients wait in the listen backlog. Raise the open-files limit (ulimit -n) or Broker:Limits:MaxConnections if this persists")]
+    public static partial void AcceptBackingOff(ILogger logger, SocketError socketError, int count, double pauseMs);
 }

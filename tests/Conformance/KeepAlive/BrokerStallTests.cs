@@ -35,7 +35,9 @@ public sealed partial class BrokerStallTests
             // Never the fixed default 9464 on every address: a broker started by hand may hold it.
             "--Broker:Metrics:Address=127.0.0.1",
             "--Broker:Metrics:Port=0",
-            "--Broker:KeepAlive:TickMilliseconds=100");
+            "--Broker:KeepAlive:TickMilliseconds=100",
+            // Per-connection lines (the disconnect with its cause) are Debug.
+            "--Logging:LogLevel:Broker=Debug");
         var clients = new List<RawClient>();
         var pacers = new List<PacketPacer>();
         try

@@ -4,8 +4,9 @@ using System.Runtime.CompilerServices;
 namespace Broker.Connections.KeepAlive;
 
 /// <summary>
-/// One connection's entry in the <see cref="TimerWheel"/>. The read path owns <see cref="Touch"/>;
-/// everything else is owned by the wheel and changed only under its lock.
+/// One entry in the <see cref="TimerWheel"/>: a connection's (connect timeout, keep-alive, linger), an offline
+/// session's expiry or a delayed will. The read path owns <see cref="Touch"/>; everything else is owned by the
+/// wheel and changed only under its lock.
 /// </summary>
 internal sealed class KeepAliveDeadline
 {
@@ -56,9 +57,9 @@ internal sealed class KeepAliveDeadline
     /// <summary>The moment this deadline is reached if nothing else happens.</summary>
     internal long DeadlineTimestamp()
     {
-        long reference = ArmedKind == DeadlineKind.Connect
-            ? ArmedAt // the connect timeout is not extended by activity
-            : Math.Max(ArmedAt, LastActivityTimestamp);
+        long reference = ArmedKind == DeadlineKind.KeepAlive
+            ? Math.Max(ArmedAt, LastActivityTimestamp)
+            : ArmedAt; // every other deadline counts from arming: activity does not extend it
         return reference + TimeoutUnits;
     }
 }
