@@ -288,7 +288,7 @@ internal sealed partial class MqttConnection
     /// <summary>Bytes in the kernel's receive buffer that nobody has taken yet.</summary>
     private int TransportAvailable()
     {
-        var socket = _socket ?? _streamSocket;
+        var socket = _socket ?? _stream?.Socket;
         if (socket is null)
         {
             return 0;

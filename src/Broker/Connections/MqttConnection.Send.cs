@@ -18,7 +18,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     private const int FlushRunning = 1;
     private const int FlushAgain = 2;
 
-    // Output being written (guarded by _writeLock): packets are serialised here by whoever has something to say.
+    // Output being written (guarded by lock (this)): packets are serialised here by whoever has something to say.
     private byte[]? _output;
     private int _outputLength;
     private bool _writesClosed;
@@ -44,7 +44,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     /// <summary>The client reads more slowly than the broker writes: its pending output reached the limit.</summary>
     public bool IsOutputCongested => PendingOutputBytes >= _services.MaxPendingOutputBytes;
 
-    // IBufferWriter<byte>: the codec writes packets straight into the output buffer (callers hold _writeLock).
+    // IBufferWriter<byte>: the codec writes packets straight into the output buffer (callers hold lock (this)).
 
     void IBufferWriter<byte>.Advance(int count)
     {
@@ -77,7 +77,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     /// <summary>Writes a control packet and flushes it (at the end of the read batch, or on the thread pool).</summary>
     private bool WritePacket(MqttPacket packet, bool flush = true)
     {
-        lock (_writeLock)
+        lock (this)
         {
             if (_writesClosed)
             {
@@ -96,7 +96,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
 
     private void WritePingResp()
     {
-        lock (_writeLock)
+        lock (this)
         {
             if (_writesClosed)
             {
@@ -112,7 +112,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     /// <summary>PUBACK/PUBREC/PUBREL/PUBCOMP without allocating (3.1.1 has no reason code: it is left out there).</summary>
     private void WritePublishResponse(PacketType type, ushort packetId, ReasonCode reasonCode)
     {
-        lock (_writeLock)
+        lock (this)
         {
             if (_writesClosed)
             {
@@ -230,7 +230,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     /// <summary>Fills the output with queued messages and swaps it out for sending; false when there is nothing to send.</summary>
     private bool TakeOutput()
     {
-        lock (_writeLock)
+        lock (this)
         {
             if (!_writesClosed && _connected)
             {
@@ -374,7 +374,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
 
     private void ReleaseOutput()
     {
-        lock (_writeLock)
+        lock (this)
         {
             _writesClosed = true;
             if (_output is { } output)
@@ -415,7 +415,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
         {
             return;
         }
-        lock (_writeLock)
+        lock (this)
         {
             foreach (var m in inflight)
             {

@@ -12,24 +12,15 @@ namespace Broker.Connections;
 /// </summary>
 internal sealed partial class MqttConnection
 {
-    private readonly Socket? _streamSocket;
-    private readonly EndPoint? _streamRemoteEndPoint;
-    private bool _streamSupportsZeroByteReads;
-
-    /// <summary>Set by the listener before <see cref="Start"/> when the stream waits for data on a zero-byte read (SslStream does).</summary>
-    internal bool StreamSupportsZeroByteReads
-    {
-        set => _streamSupportsZeroByteReads = value;
-    }
-
     private async Task RunStreamReceiveLoopAsync()
     {
-        var stream = _stream!;
+        var transport = _stream!;
+        var stream = transport.Stream;
         try
         {
             while (!IsClosed)
             {
-                if (_streamSupportsZeroByteReads && _input is null)
+                if (transport.SupportsZeroByteReads && _input is null)
                 {
                     // Wait for data with no buffer, as the socket path does.
                     await stream.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
@@ -83,7 +74,7 @@ internal sealed partial class MqttConnection
         ValueTask write;
         try
         {
-            write = _stream!.WriteAsync(_sending.AsMemory(_sendingOffset, _sendingLength - _sendingOffset));
+            write = _stream!.Stream.WriteAsync(_sending.AsMemory(_sendingOffset, _sendingLength - _sendingOffset));
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or NotSupportedException or InvalidOperationException)
         {
@@ -135,7 +126,8 @@ internal sealed partial class MqttConnection
 
     private void CloseStream(bool abortive)
     {
-        if (abortive && _streamSocket is { } socket)
+        var transport = _stream!;
+        if (abortive && transport.Socket is { } socket)
         {
             try
             {
@@ -147,11 +139,18 @@ internal sealed partial class MqttConnection
         }
         try
         {
-            _stream!.Dispose();
+            transport.Stream.Dispose();
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or System.Net.WebSockets.WebSocketException)
         {
         }
-        _streamSocket?.Dispose();
+        transport.Socket?.Dispose();
     }
 }
+
+/// <summary>
+/// What a stream-based listener hands to a connection: the stream (an authenticated SslStream, a WebSocket as a
+/// stream), the TCP socket under it when there is one (for the kernel's unread-byte count and an abortive close),
+/// the client's address, and whether a zero-byte read waits for data (then an idle client holds no read buffer).
+/// </summary>
+internal sealed record StreamTransport(Stream Stream, Socket? Socket, EndPoint? RemoteEndPoint, bool SupportsZeroByteReads);

@@ -21,7 +21,7 @@ namespace Broker.Connections;
 /// </summary>
 /// <remarks>
 /// Threads: the receive path (socket completions, or the stream read loop) is the only one that parses input and
-/// handles packets; anyone may write into the output under <c>_writeLock</c>; one flush runs at a time
+/// handles packets; anyone may write into the output under the connection's own monitor (<c>lock (this)</c>: an internal object nobody else locks, so an idle client needs no lock object); one flush runs at a time
 /// (<c>_flushState</c>); <see cref="End"/> may be called from any thread (keep-alive wheel, takeover, shutdown)
 /// and the MQTT clean-up (session, will, metrics, log) runs exactly once, after the receive path has left the
 /// packet it was handling.
@@ -41,9 +41,8 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
 
     private readonly ConnectionServices _services;
     private readonly Socket? _socket;
-    private readonly Stream? _stream;
+    private readonly StreamTransport? _stream;
     private readonly KeepAliveDeadline _deadline;
-    private readonly Lock _writeLock = new();
 
     private int _lifecycle;
     private DisconnectCause _cause = DisconnectCause.SocketClosed;
@@ -74,13 +73,11 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         _deadline = services.Wheel.Register(this, DeadlineKind.Connect, TimeSpan.FromSeconds(services.KeepAliveOptions.ConnectTimeoutSeconds));
     }
 
-    /// <summary>A connection over a stream (TLS, WebSocket). <paramref name="socket"/> is the TCP socket under it, when there is one.</summary>
-    public MqttConnection(Stream stream, Socket? socket, EndPoint? remoteEndPoint, ConnectionServices services, string listener)
+    /// <summary>A connection over a stream (TLS, WebSocket): see <see cref="StreamTransport"/>.</summary>
+    public MqttConnection(StreamTransport transport, ConnectionServices services, string listener)
         : base(unsafeSuppressExecutionContextFlow: true)
     {
-        _stream = stream;
-        _streamSocket = socket;
-        _streamRemoteEndPoint = remoteEndPoint;
+        _stream = transport;
         _services = services;
         Listener = listener;
         _deadline = services.Wheel.Register(this, DeadlineKind.Connect, TimeSpan.FromSeconds(services.KeepAliveOptions.ConnectTimeoutSeconds));
@@ -97,7 +94,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         {
             if (_stream is not null)
             {
-                return _streamRemoteEndPoint;
+                return _stream.RemoteEndPoint;
             }
             try
             {
@@ -116,6 +113,9 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     internal bool InRegistry;
 
     private bool V5 => _version == MqttProtocolVersion.V500;
+
+    /// <summary>Whether any pooled I/O buffer is held (an idle connection holds none); for tests and diagnostics.</summary>
+    internal bool HoldsIoBuffers => Volatile.Read(ref _input) is not null || Volatile.Read(ref _output) is not null || Volatile.Read(ref _sending) is not null;
 
     private ConnectionExtras Extras => _extras ??= new ConnectionExtras();
 
@@ -293,7 +293,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         }
         _cause = cause;
         _causeDetail = detail;
-        lock (_writeLock)
+        lock (this)
         {
             _writesClosed = true;
         }

@@ -26,6 +26,8 @@ internal static class BrokerHost
             ContentRootPath = FindContentRoot(),
         });
         configure?.Invoke(builder);
+        // Before anything opens a socket: the runtime reads these once (see SocketEngineSettings).
+        SocketEngineSettings.Apply(builder.Configuration);
         AddBroker(builder.Services, builder.Configuration);
         return builder;
     }

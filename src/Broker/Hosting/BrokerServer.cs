@@ -49,10 +49,11 @@ internal sealed class BrokerServer : IHostedService, IDisposable
 
     private void OnAccepted(Socket socket)
     {
-        var connection = new MqttConnection(socket, _services);
-        // Reading (often the CONNECT already waiting) happens on the thread pool, so the accept loop goes straight
-        // back to the backlog.
-        ThreadPool.UnsafeQueueUserWorkItem(static c => c.Start(), connection, preferLocal: false);
+        // Started on the accept loop's thread: a CONNECT already waiting is handled here, and the connection's
+        // later packets arrive on the socket engine's thread. With one engine thread (the default) every client's
+        // packets are then handled in the order they arrived, as in a single-threaded broker: a SUBSCRIBE that
+        // reached the broker before another client's PUBLISH is in effect for it.
+        new MqttConnection(socket, _services).Start();
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -26,7 +26,7 @@ internal sealed class TcpOptionsValidator : IValidateOptions<TcpOptions>
             failures.Add($"{Prefix}{nameof(options.Backlog)} must be greater than 0 (was {options.Backlog})");
         }
 
-        // 0 would disable the pipe's pause threshold, i.e. unbounded memory per slow connection.
+        // 0 would leave no room for any message: nothing would ever be delivered.
         if (options.MaxPendingOutputBytes <= 0)
         {
             failures.Add($"{Prefix}{nameof(options.MaxPendingOutputBytes)} must be greater than 0 (was {options.MaxPendingOutputBytes})");
@@ -35,6 +35,11 @@ internal sealed class TcpOptionsValidator : IValidateOptions<TcpOptions>
         if (options.MaxInputBufferBytes <= 0)
         {
             failures.Add($"{Prefix}{nameof(options.MaxInputBufferBytes)} must be greater than 0 (was {options.MaxInputBufferBytes})");
+        }
+
+        if (options.SocketThreads < 0 || options.SocketThreads > 1024)
+        {
+            failures.Add($"{Prefix}{nameof(options.SocketThreads)} must be between 0 (the runtime's default) and 1024 (was {options.SocketThreads})");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

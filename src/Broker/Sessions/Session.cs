@@ -25,11 +25,10 @@ internal enum EnqueueResult
 /// <summary>
 /// The server side session state of [MQTT-4.1]: subscriptions, messages queued and in flight to the client,
 /// and QoS 2 packet identifiers received but not yet released. It outlives connections for persistent sessions.
-/// All state is guarded by one lock; connection threads and the router touch it briefly.
+/// All state is guarded by the session's own monitor (an internal object nobody else locks, so no lock object per session); connection threads and the router touch it briefly.
 /// </summary>
 internal sealed class Session : IKeepAliveTarget
 {
-    private readonly object _gate = new();
     // Told when the expiry deadline of this session, offline, comes due.
     private readonly SessionStore? _store;
     // Created on first use: most devices of a fleet never subscribe or receive, and idle memory per client counts.
@@ -69,7 +68,7 @@ internal sealed class Session : IKeepAliveTarget
     {
         get
         {
-            lock (_gate)
+            lock (this)
             {
                 return _subscriptions?.Count ?? 0;
             }
@@ -80,7 +79,7 @@ internal sealed class Session : IKeepAliveTarget
     {
         get
         {
-            lock (_gate)
+            lock (this)
             {
                 return _pending?.Count ?? 0;
             }
@@ -91,7 +90,7 @@ internal sealed class Session : IKeepAliveTarget
     {
         get
         {
-            lock (_gate)
+            lock (this)
             {
                 return _inflight?.Count ?? 0;
             }
@@ -100,7 +99,7 @@ internal sealed class Session : IKeepAliveTarget
 
     public void Bind(IDeliveryTarget owner)
     {
-        lock (_gate)
+        lock (this)
         {
             Owner = owner;
         }
@@ -109,7 +108,7 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>Unbinds only if <paramref name="owner"/> is still the owner (a takeover may have rebound it).</summary>
     public bool Unbind(IDeliveryTarget owner, long now)
     {
-        lock (_gate)
+        lock (this)
         {
             if (!ReferenceEquals(Owner, owner))
             {
@@ -128,7 +127,7 @@ internal sealed class Session : IKeepAliveTarget
 
     public bool AddOrReplaceSubscription(Subscription subscription, out Subscription? replaced)
     {
-        lock (_gate)
+        lock (this)
         {
             _subscriptions ??= new Dictionary<string, Subscription>(StringComparer.Ordinal);
             _subscriptions.TryGetValue(subscription.Filter, out replaced);
@@ -140,7 +139,7 @@ internal sealed class Session : IKeepAliveTarget
 
     public bool RemoveSubscription(string filter, out Subscription? removed)
     {
-        lock (_gate)
+        lock (this)
         {
             removed = null;
             bool found = _subscriptions is not null && _subscriptions.Remove(filter, out removed);
@@ -151,7 +150,7 @@ internal sealed class Session : IKeepAliveTarget
 
     public Subscription[] GetSubscriptions()
     {
-        lock (_gate)
+        lock (this)
         {
             return _subscriptions is null ? [] : [.. _subscriptions.Values];
         }
@@ -161,7 +160,7 @@ internal sealed class Session : IKeepAliveTarget
     public EnqueueResult Enqueue(in OutboundMessage message, int maxQueued)
     {
         IDeliveryTarget? owner;
-        lock (_gate)
+        lock (this)
         {
             owner = Owner;
             if (message.QoS == QualityOfService.AtMostOnce)
@@ -193,7 +192,7 @@ internal sealed class Session : IKeepAliveTarget
     /// </summary>
     public bool TryTakeNext(IDeliveryTarget owner, int inflightWindow, out OutboundMessage message, out ushort packetId)
     {
-        lock (_gate)
+        lock (this)
         {
             packetId = 0;
             message = default;
@@ -231,7 +230,7 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>PUBACK (QoS 1) or PUBCOMP (QoS 2): the message is done.</summary>
     public bool Complete(ushort packetId, QualityOfService expected)
     {
-        lock (_gate)
+        lock (this)
         {
             if (_inflight is not null && _inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == expected
                 && (expected == QualityOfService.AtLeastOnce || inflight.Released))
@@ -246,7 +245,7 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>PUBREC: the client has the QoS 2 message; from now on only PUBREL is resent [MQTT-4.3.3-5].</summary>
     public bool Release(ushort packetId)
     {
-        lock (_gate)
+        lock (this)
         {
             if (_inflight is not null && _inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == QualityOfService.ExactlyOnce)
             {
@@ -260,7 +259,7 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>PUBREC with a failure reason code (5.0): the message is done [MQTT-4.3.3-?].</summary>
     public void Drop(ushort packetId)
     {
-        lock (_gate)
+        lock (this)
         {
             _inflight?.Remove(packetId);
         }
@@ -269,7 +268,7 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>In-flight messages in the order they were first sent, for resending after a reconnect [MQTT-4.4.0-1].</summary>
     public InflightMessage[] GetInflight()
     {
-        lock (_gate)
+        lock (this)
         {
             return _inflight is null ? [] : [.. _inflight.Values];
         }
@@ -278,7 +277,7 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>Records an incoming QoS 2 packet id; false if it was already there (a resend: do not route again).</summary>
     public bool TryAddInboundQoS2(ushort packetId, int receiveMaximum, out bool exceeded)
     {
-        lock (_gate)
+        lock (this)
         {
             exceeded = false;
             _inboundQoS2 ??= new HashSet<ushort>();
@@ -298,7 +297,7 @@ internal sealed class Session : IKeepAliveTarget
 
     public bool RemoveInboundQoS2(ushort packetId)
     {
-        lock (_gate)
+        lock (this)
         {
             return _inboundQoS2 is not null && _inboundQoS2.Remove(packetId);
         }

@@ -11,7 +11,7 @@ namespace Conformance.Infrastructure;
 internal sealed class RawClient : IAsyncDisposable
 {
     private readonly Socket _socket;
-    private readonly byte[] _buffer = new byte[64 * 1024];
+    private byte[] _buffer = new byte[64 * 1024];
     private int _buffered;
 
     private RawClient(Socket socket)
@@ -22,6 +22,9 @@ internal sealed class RawClient : IAsyncDisposable
     public Socket Socket => _socket;
 
     public static Task<RawClient> ConnectAsync(BrokerInstance broker) => ConnectAsync(broker.EndPoint);
+
+    /// <summary>A client over a socket the test connected itself (e.g. with a small receive buffer).</summary>
+    public static RawClient Wrap(Socket connected) => new(connected);
 
     /// <summary>For a broker that is not a <see cref="BrokerInstance"/> (e.g. one running as a child process).</summary>
     public static async Task<RawClient> ConnectAsync(System.Net.IPEndPoint endPoint)
@@ -79,6 +82,11 @@ internal sealed class RawClient : IAsyncDisposable
             if (status == ReadStatus.Error)
             {
                 throw new InvalidOperationException("broker sent an undecodable packet: " + error);
+            }
+            if (_buffered == _buffer.Length)
+            {
+                // A packet larger than the buffer: grow rather than mistake a zero-byte read for a close.
+                Array.Resize(ref _buffer, _buffer.Length * 2);
             }
             int n;
             try

@@ -10,25 +10,26 @@ namespace Broker.Connections.KeepAlive;
 /// </summary>
 internal sealed class KeepAliveDeadline
 {
-    // Null when the wheel runs on TimeProvider.System: Touch then calls Stopwatch.GetTimestamp directly,
-    // which the JIT inlines, instead of a virtual call (TimeProvider.System returns the same value).
-    private readonly TimeProvider? _clock;
-
     // Written by the connection's read loop on every packet, read by the wheel about once per period.
     // A plain 64-bit store: no lock, no allocation, no interlocked operation.
     private long _lastActivity;
 
-    internal KeepAliveDeadline(TimerWheel owner, IKeepAliveTarget target, TimeProvider? clock, long now)
+    internal KeepAliveDeadline(TimerWheel owner, IKeepAliveTarget target, long now)
     {
         Owner = owner;
         Target = target;
-        _clock = clock;
         _lastActivity = now;
     }
 
     /// <summary>A packet (of any kind) arrived. Hot path: a timestamp read and a volatile write.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Touch() => Volatile.Write(ref _lastActivity, _clock is null ? Stopwatch.GetTimestamp() : _clock.GetTimestamp());
+    public void Touch()
+    {
+        // The wheel's clock is null when it runs on TimeProvider.System: then Stopwatch.GetTimestamp is called
+        // directly, which the JIT inlines, instead of a virtual call (TimeProvider.System returns the same value).
+        var clock = Owner.TouchClock;
+        Volatile.Write(ref _lastActivity, clock is null ? Stopwatch.GetTimestamp() : clock.GetTimestamp());
+    }
 
     /// <summary>Timestamp (in the wheel's TimeProvider units) of the last <see cref="Touch"/> or of registration.</summary>
     public long LastActivityTimestamp => Volatile.Read(ref _lastActivity);
@@ -38,6 +39,10 @@ internal sealed class KeepAliveDeadline
 
     /// <summary>The timeout last armed; <see cref="TimeSpan.Zero"/> when disarmed (Keep Alive 0).</summary>
     public TimeSpan Timeout => ArmedTimeout;
+
+    // Kept as timestamp units only (one field less per client); converting back is exact for the clocks in use
+    // (Stopwatch at 1 GHz, fake clocks at TimeSpan ticks), and at worst rounds up by one unit.
+    internal TimeSpan ArmedTimeout => Owner.FromTimestampUnits(TimeoutUnits);
 
     // ---- Owned by TimerWheel, read and written only under TimerWheel's lock (except Owner/Target). ----
     internal readonly TimerWheel Owner;
@@ -49,9 +54,8 @@ internal sealed class KeepAliveDeadline
     internal long ArmedAt;                   // timestamp of Register/Rearm
     internal long TimeoutUnits;              // timeout in timestamp units, rounded up
     internal DeadlineKind ArmedKind;
-    internal TimeSpan ArmedTimeout;
     internal DeadlineState State;
-    internal int Deferrals;                  // consecutive ticks expiry was put off for unread input
+    internal short Deferrals;                // consecutive ticks expiry was put off for unread input (capped)
     internal int Version;                    // bumped by every Rearm/Remove: invalidates pending expiries
 
     /// <summary>The moment this deadline is reached if nothing else happens.</summary>

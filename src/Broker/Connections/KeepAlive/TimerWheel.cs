@@ -39,7 +39,8 @@ internal sealed class TimerWheel : IDisposable
     private const int MinDeferralTicks = 10;
 
     private readonly TimeProvider _time;
-    private readonly TimeProvider? _touchClock;
+    // Null when the wheel runs on TimeProvider.System (see KeepAliveDeadline.Touch).
+    internal readonly TimeProvider? TouchClock;
     private readonly IExpiryDispatcher _dispatcher;
     private long _origin;
     private readonly long _tickUnits;
@@ -78,7 +79,7 @@ internal sealed class TimerWheel : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
 
         _time = time;
-        _touchClock = ReferenceEquals(time, TimeProvider.System) ? null : time;
+        TouchClock = ReferenceEquals(time, TimeProvider.System) ? null : time;
         _dispatcher = dispatcher ?? ThreadPoolExpiryDispatcher.Instance;
         _tickUnits = Math.Max(1, ToTimestampUnits(tick));
         _slots = new KeepAliveDeadline?[slotCount];
@@ -145,7 +146,7 @@ internal sealed class TimerWheel : IDisposable
         ArgumentNullException.ThrowIfNull(target);
         long units = ValidateTimeout(timeout);
         long now = _time.GetTimestamp();
-        var deadline = new KeepAliveDeadline(this, target, _touchClock, now);
+        var deadline = new KeepAliveDeadline(this, target, now);
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -374,7 +375,6 @@ internal sealed class TimerWheel : IDisposable
     private void ArmLocked(KeepAliveDeadline deadline, DeadlineKind kind, TimeSpan timeout, long units, long now)
     {
         deadline.ArmedKind = kind;
-        deadline.ArmedTimeout = timeout;
         deadline.TimeoutUnits = units;
         deadline.ArmedAt = now;
         deadline.Deferrals = 0;
@@ -445,7 +445,10 @@ internal sealed class TimerWheel : IDisposable
     }
 
     private int DeferralLimit(KeepAliveDeadline entry) =>
-        (int)Math.Clamp(entry.TimeoutUnits / _tickUnits, MinDeferralTicks, int.MaxValue);
+        (int)Math.Clamp(entry.TimeoutUnits / _tickUnits, MinDeferralTicks, short.MaxValue);
+
+    internal TimeSpan FromTimestampUnits(long units) =>
+        TimeSpan.FromTicks((long)(((Int128)units * TimeSpan.TicksPerSecond + _time.TimestampFrequency - 1) / _time.TimestampFrequency));
 
     private static bool HasUnreadInput(IKeepAliveTarget target)
     {
