@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Hosting;
 using Broker.Protocol;
 using Xunit;
@@ -44,6 +45,44 @@ public sealed class BrokerMetricsTests
             ("mqtt.clients.connected", 1, "protocol=5.0"),
             ("mqtt.clients.connected", -1, "protocol=3.1.1"),
         ], seen);
+    }
+
+    [Fact]
+    public void Idle_before_death_is_recorded_in_seconds_by_cause_with_buckets_around_the_usual_timeouts()
+    {
+        using var metrics = new BrokerMetrics();
+        var seen = new List<(double Value, string Tag)>();
+        IReadOnlyList<double>? buckets = null;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, metrics.Meter) && instrument.Name == "mqtt.connection.idle_before_death")
+            {
+                buckets = ((Histogram<double>)instrument).Advice?.HistogramBucketBoundaries;
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<double>((_, value, tags, _) => seen.Add((value, $"{tags[0].Key}={tags[0].Value}")));
+        listener.Start();
+
+        metrics.IdleBeforeDeath(HalfOpenCause.Takeover, TimeSpan.FromSeconds(351.5));
+        metrics.IdleBeforeDeath(HalfOpenCause.Reset, TimeSpan.FromSeconds(61));
+        metrics.IdleBeforeDeath(HalfOpenCause.TimedOut, TimeSpan.FromSeconds(120));
+        metrics.IdleBeforeDeath(HalfOpenCause.HostUnreachable, TimeSpan.FromSeconds(5));
+        metrics.IdleBeforeDeath(HalfOpenCause.KeepAliveExpired, TimeSpan.FromSeconds(900));
+
+        Assert.Equal(
+        [
+            (351.5, "cause=takeover"), (61, "cause=reset"), (120, "cause=timed_out"), (5, "cause=host_unreachable"),
+            (900, "cause=keep_alive_expired"),
+        ], seen);
+        Assert.NotNull(buckets);
+        // Each usual timeout T is a boundary with another just above it: deaths just after T have their own bucket.
+        foreach (var (timeout, after) in new[] { (30.0, 32.0), (60, 65), (120, 130), (240, 260), (300, 320), (350, 375), (600, 640), (900, 960), (1800, 1920), (3600, 3840) })
+        {
+            int i = buckets!.ToList().IndexOf(timeout);
+            Assert.True(i >= 0 && buckets[i + 1] == after, $"{timeout} s should be followed by {after} s");
+        }
     }
 
     [Theory]
