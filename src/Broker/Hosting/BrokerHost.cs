@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Broker.Connections;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Routing;
 using Broker.Sessions;
 using Broker.Transport;
@@ -58,6 +59,7 @@ internal static class BrokerHost
 
         services.AddMetrics();
         services.TryAddSingleton(sp => new BrokerMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.AddKeepAliveInsight();
         services.TryAddSingleton<Router>();
         services.TryAddSingleton<SessionStore>();
         services.TryAddSingleton<WillPublisher>();
@@ -74,7 +76,8 @@ internal static class BrokerHost
             sp.GetRequiredService<BrokerMetrics>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Connections"),
-            sp.GetRequiredService<ConnectionRegistry>()));
+            sp.GetRequiredService<ConnectionRegistry>(),
+            sp.GetRequiredService<KeepAliveInsight>()));
         services.TryAddSingleton<BrokerServer>();
         AddMetricsEndpoint(services, configuration);
         services.AddHostedService(sp => sp.GetRequiredService<BrokerServer>());
