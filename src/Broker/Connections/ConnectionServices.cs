@@ -1,5 +1,6 @@
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Hosting;
 using Broker.Routing;
 using Broker.Sessions;
@@ -19,4 +20,5 @@ internal sealed record ConnectionServices(
     BrokerMetrics Metrics,
     TimeProvider Time,
     ILogger Logger,
-    ConnectionRegistry Registry);
+    ConnectionRegistry Registry,
+    KeepAliveInsight? Insight = null);

@@ -1,3 +1,4 @@
+using System.Net;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
 using Broker.Protocol;
@@ -68,6 +69,13 @@ internal sealed partial class MqttConnection
                 $"client '{clientId}': {negotiation.RefusalReason}", DisconnectCause.ConnectRefused);
         }
 
+        // HOOK(insight): adaptive Server Keep Alive, 5.0 only (3.1.1 cannot be told; its advice goes to the log).
+        if (V5 && _transport.RemoteEndPoint is IPEndPoint adaptFor
+            && _services.Insight?.SuggestServerKeepAlive(adaptFor.Address, connect.KeepAliveSeconds, negotiation.EffectiveSeconds) is { } adapted)
+        {
+            negotiation = negotiation with { EffectiveSeconds = adapted, ServerKeepAlive = adapted };
+        }
+
         _clientId = clientId;
         _requestedKeepAlive = connect.KeepAliveSeconds;
         _keepAlive = negotiation.EffectiveSeconds;
@@ -122,6 +130,11 @@ internal sealed partial class MqttConnection
         metrics.ConnectAttempt(ConnectResult.Accepted);
         metrics.ClientConnected(_version);
         metrics.KeepAliveNegotiated(negotiation.EffectiveSeconds);
+        // HOOK(insight): every accepted connection counts for its network, however it ends.
+        if (_transport.RemoteEndPoint is IPEndPoint openedFrom)
+        {
+            _services.Insight?.ConnectionOpened(openedFrom.Address, _keepAlive);
+        }
         BrokerLog.ClientConnected(_services.Logger, clientId, _transport.RemoteEndPoint, VersionText, _keepAlive,
             connect.KeepAliveSeconds, connect.CleanStart, sessionPresent);
 

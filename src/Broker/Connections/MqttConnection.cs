@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Protocol;
 using Broker.Routing;
 using Broker.Sessions;
@@ -368,6 +370,13 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             return;
         }
         _services.Metrics.ClientDisconnected(_version);
+        // HOOK(insight): the transport's recorded end says whether the peer was proven dead (RST, ETIMEDOUT, EHOSTUNREACH).
+        if (_cause is DisconnectCause.SocketClosed or DisconnectCause.SocketError
+            && (_transport as Broker.Transport.SocketConnection)?.End is { } transportEnd
+            && HalfOpenCauses.FromSocketError(transportEnd.SocketError) is { } died)
+        {
+            RecordHalfOpenDeath(died);
+        }
         var session = _session!;
         bool stillOwner = _services.Sessions.Detach(session, this, _disconnectSessionExpiry);
         if (_will is { } will && _publishWill)
@@ -389,6 +398,15 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     }
 
     private string VersionText => V5 ? "5.0" : "3.1.1";
+
+    // HOOK(insight): a connection proven dead while the broker thought it alive, with its idle time and K.
+    private void RecordHalfOpenDeath(HalfOpenCause cause)
+    {
+        if (_connected && _services.Insight is { } insight && _transport.RemoteEndPoint is IPEndPoint remote)
+        {
+            insight.ConnectionDied(remote.Address, cause, _services.Time.GetElapsedTime(_deadline.LastActivityTimestamp), _keepAlive);
+        }
+    }
 
     private ApplicationMessage BuildWillMessage(WillMessage will)
     {
@@ -428,6 +446,11 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             return;
         }
         _services.Metrics.KeepAliveExpired();
+        // HOOK(insight): the MQTT keep-alive proved the connection dead.
+        if (Volatile.Read(ref _endState) == 0)
+        {
+            RecordHalfOpenDeath(HalfOpenCause.KeepAliveExpired);
+        }
         BrokerLog.KeepAliveTimeout(_services.Logger, _clientId, VersionText, _keepAlive, expiry.Elapsed.TotalSeconds, expiry.Timeout.TotalSeconds);
         // Terminated at once: the peer is presumed gone and cannot take part in a close handshake.
         bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout);
@@ -460,6 +483,11 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     /// <summary>Another connection took the session over [MQTT-3.1.4-3].</summary>
     public void TakeOver()
     {
+        // HOOK(insight): the client is back on another connection while this one still looked alive.
+        if (Volatile.Read(ref _endState) == 0)
+        {
+            RecordHalfOpenDeath(HalfOpenCause.Takeover);
+        }
         if (V5)
         {
             TryWriteDisconnect(ReasonCode.SessionTakenOver);
