@@ -15,7 +15,8 @@ internal sealed class NetworkRecord
     private long _currentStart;
     // Evidence recorded before this timestamp is forgotten: the start of the previous generation.
     private long _evidenceStart;
-    // The newest deaths, a ring allocated at the first one: a network without deaths costs no more.
+    // The newest dated deaths (takeovers, resets), a ring allocated at the first one: a network without
+    // deaths costs no more.
     private DeathSample[]? _samples;
     private int _nextSample;
     private int _sampleCount;
@@ -75,14 +76,16 @@ internal sealed class NetworkRecord
         {
             Rotate(sample.Timestamp, window);
             Interlocked.Increment(ref _current.Deaths[(int)sample.Cause]);
-            _samples ??= new DeathSample[KeepAliveInsightOptions.SamplesPerNetwork];
-            _samples[_nextSample] = sample;
-            _nextSample = (_nextSample + 1) % _samples.Length;
-            _sampleCount = Math.Min(_sampleCount + 1, _samples.Length);
+            // Only deaths that date the path's death are kept: the others are counted, but a burst of keep-alive
+            // expiries must not push the takeovers that locate the timeout out of the ring.
             if (!HalfOpenCauses.DatesThePathsDeath(sample.Cause))
             {
                 return null;
             }
+            _samples ??= new DeathSample[KeepAliveInsightOptions.SamplesPerNetwork];
+            _samples[_nextSample] = sample;
+            _nextSample = (_nextSample + 1) % _samples.Length;
+            _sampleCount = Math.Min(_sampleCount + 1, _samples.Length);
             var cluster = EstimateLocked(criteria, scratch);
             if (cluster is { } found)
             {
@@ -150,7 +153,7 @@ internal sealed class NetworkRecord
         for (int i = 0; i < _sampleCount; i++)
         {
             ref readonly var sample = ref _samples![i];
-            if (sample.Timestamp >= _evidenceStart && HalfOpenCauses.DatesThePathsDeath(sample.Cause))
+            if (sample.Timestamp >= _evidenceStart)
             {
                 scratch[dated++] = sample;
             }

@@ -91,6 +91,22 @@ public sealed class KeepAliveInsightTests
     }
 
     [Fact]
+    public void A_burst_of_keep_alive_expiries_does_not_crowd_out_the_takeovers_that_date_the_timeout()
+    {
+        var insight = Create();
+        NatEvictingAt350(insight);
+        for (int i = 0; i < 500; i++)
+        {
+            insight.ConnectionDied(Ip("203.0.113.7"), HalfOpenCause.KeepAliveExpired, TimeSpan.FromSeconds(900), 600);
+        }
+
+        var network = Assert.Single(insight.Snapshot());
+
+        Assert.Equal(541, network.HalfOpenDeaths);
+        Assert.Equal(41, network.Cluster?.Deaths);
+    }
+
+    [Fact]
     public void Too_few_deaths_give_no_advice()
     {
         var insight = Create();
