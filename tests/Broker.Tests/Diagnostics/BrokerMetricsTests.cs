@@ -3,6 +3,7 @@ using Broker.Diagnostics;
 using Broker.Diagnostics.Insight;
 using Broker.Hosting;
 using Broker.Protocol;
+using OpenTelemetry.Metrics;
 using Xunit;
 
 namespace Broker.Tests.Diagnostics;
@@ -83,6 +84,25 @@ public sealed class BrokerMetricsTests
             int i = buckets!.ToList().IndexOf(timeout);
             Assert.True(i >= 0 && buckets[i + 1] == after, $"{timeout} s should be followed by {after} s");
         }
+    }
+
+    [Fact]
+    public void Recording_idle_before_death_through_the_exporter_pipeline_does_not_allocate()
+    {
+        using var metrics = new BrokerMetrics();
+        using var provider = OpenTelemetry.Sdk.CreateMeterProviderBuilder().AddMeter(BrokerMetrics.MeterName).AddPrometheusExporter().Build();
+        foreach (var cause in Enum.GetValues<HalfOpenCause>())
+        {
+            metrics.IdleBeforeDeath(cause, TimeSpan.FromSeconds(1));   // the first recording of a series creates it
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            metrics.IdleBeforeDeath((HalfOpenCause)(i % HalfOpenCauses.Count), TimeSpan.FromSeconds(i));
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
     [Theory]
