@@ -55,7 +55,7 @@ internal sealed class KeepAliveOptionsValidator : IValidateOptions<KeepAliveOpti
         {
             failures.Add($"{Prefix}AdaptiveFloorSeconds must be between 1 and 65535 (was {options.AdaptiveFloorSeconds}).");
         }
-        else if (options.MaxSeconds is >= 1 and <= ushort.MaxValue && options.AdaptiveFloorSeconds > options.MaxSeconds)
+        else if (options.Adaptive && options.MaxSeconds is >= 1 and <= ushort.MaxValue && options.AdaptiveFloorSeconds > options.MaxSeconds)
         {
             failures.Add($"{Prefix}AdaptiveFloorSeconds must not exceed {Prefix}MaxSeconds ({options.MaxSeconds}) (was {options.AdaptiveFloorSeconds}).");
         }

@@ -24,7 +24,8 @@ public sealed class KeepAliveInsightNamespaceTests
     private const int Clients = 6;
     private const ushort KeepAlive = 60;
     private static readonly TimeSpan Idle = TimeSpan.FromSeconds(3);
-    private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(10);
+    // Generous: starting python in the namespace took over 5 s on a loaded two-core machine.
+    private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(20);
 
     // Connects N MQTT 5.0 clients (ids <prefix>-<i>), then obeys commands on stdin: "reconnect" connects the same
     // ids again (the old sockets stay open, as on a device that never learned its path died), "probe" connects
@@ -79,11 +80,14 @@ public sealed class KeepAliveInsightNamespaceTests
                     i += 2 + int.from_bytes(props[i:i + 2], 'big')
             return None
 
-        def connect(client_id):
+        def send_connect(client_id):
             s = socket.create_connection((host, port), timeout=10)
             cid = client_id.encode()
             body = b'\x00\x04MQTT\x05\x02' + keepalive.to_bytes(2, 'big') + b'\x00' + len(cid).to_bytes(2, 'big') + cid
             s.sendall(b'\x10' + vbi(len(body)) + body)
+            return s
+
+        def read_connack(s):
             first = read_exact(s, 1)[0]
             length, shift = 0, 0
             while True:
@@ -96,19 +100,26 @@ public sealed class KeepAliveInsightNamespaceTests
             if first != 0x20 or ack[1] != 0:
                 raise ValueError('no successful CONNACK: %r' % ack)
             plen, i = read_vbi(ack, 2)
-            return s, server_keep_alive(ack[i:i + plen])
+            return server_keep_alive(ack[i:i + plen])
 
-        held = [connect('%s-%d' % (prefix, i))[0] for i in range(count)]
+        def connect_all():
+            # Every CONNECT goes out before the first CONNACK is awaited: the broker sees the whole round at once.
+            sockets = [send_connect('%s-%d' % (prefix, i)) for i in range(count)]
+            for s in sockets:
+                read_connack(s)
+            return sockets
+
+        held = connect_all()
         print('connected', flush=True)
         for line in sys.stdin:
             command = line.strip()
             if command == 'reconnect':
-                held += [connect('%s-%d' % (prefix, i))[0] for i in range(count)]
+                held += connect_all()
                 print('reconnected', flush=True)
             elif command == 'probe':
-                s, ska = connect(prefix + '-probe')
+                s = send_connect(prefix + '-probe')
                 held.append(s)
-                print('server-keep-alive %s' % ska, flush=True)
+                print('server-keep-alive %s' % read_connack(s), flush=True)
         """;
 
     [Fact]
@@ -144,7 +155,9 @@ public sealed class KeepAliveInsightNamespaceTests
 
             JsonElement cluster = network.GetProperty("cluster");
             double from = cluster.GetProperty("fromSeconds").GetDouble();
-            Assert.InRange(from, Idle.TotalSeconds, Idle.TotalSeconds + 1.5);
+            // Never below the idle time the test waited; above it by the cut, the restore and the reconnect,
+            // which take a few hundred milliseconds on a loaded machine.
+            Assert.InRange(from, Idle.TotalSeconds, Idle.TotalSeconds + 2.5);
             Assert.InRange(cluster.GetProperty("toSeconds").GetDouble(), from, from + 1);
             Assert.Equal(Clients, cluster.GetProperty("deaths").GetInt32());
             Assert.Equal(KeepAlive, cluster.GetProperty("keepAlive").GetUInt16());

@@ -90,6 +90,9 @@ public sealed class KeepAliveInsightOptionsTests
             "Broker:KeepAlive:AdaptiveFloorSeconds must not exceed Broker:KeepAlive:MaxSeconds (60) (was 90).",
             "Broker:KeepAlive:Adaptive=true needs Broker:KeepAlive:Insight:Enabled=true: it adapts to what the insight learns.",
         ], result.Failures!);
+
+        // Without adaptive mode the floor is unused: a low MaxSeconds must not need it changed.
+        Assert.True(new KeepAliveOptionsValidator().Validate(null, new KeepAliveOptions { MaxSeconds = 10 }).Succeeded);
     }
 
     [Fact]
