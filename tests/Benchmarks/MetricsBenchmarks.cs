@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Protocol;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
@@ -57,4 +58,7 @@ public class MetricsBenchmarks
 
     [Benchmark]
     public void TickLagHistogram() => _metrics.TickLag(TimeSpan.FromMilliseconds(3));
+
+    [Benchmark]
+    public void IdleBeforeDeathHistogram() => _metrics.IdleBeforeDeath(HalfOpenCause.Takeover, TimeSpan.FromSeconds(351));
 }

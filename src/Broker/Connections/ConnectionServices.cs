@@ -1,5 +1,6 @@
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Hosting;
 using Broker.Routing;
 using Broker.Sessions;
@@ -20,4 +21,5 @@ internal sealed record ConnectionServices(
     TimeProvider Time,
     ILogger Logger,
     ConnectionRegistry Registry,
-    long MaxPendingOutputBytes);
+    long MaxPendingOutputBytes,
+    KeepAliveInsight? Insight = null);

@@ -1,3 +1,4 @@
+using System.Net;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
 using Broker.Protocol;
@@ -68,6 +69,13 @@ internal sealed partial class MqttConnection
                 $"client '{clientId}': {negotiation.RefusalReason}", DisconnectCause.ConnectRefused);
         }
 
+        // Adaptive Server Keep Alive (opt-in), 5.0 only: 3.1.1 cannot be told; its advice goes to the log.
+        if (V5 && ClientEndPoint is IPEndPoint adaptFor
+            && _services.Insight?.SuggestServerKeepAlive(adaptFor.Address, connect.KeepAliveSeconds, negotiation.EffectiveSeconds) is { } adapted)
+        {
+            negotiation = negotiation with { EffectiveSeconds = adapted, ServerKeepAlive = adapted };
+        }
+
         _clientId = clientId;
         _keepAlive = negotiation.EffectiveSeconds;
         if (connect.Will is { } will)
@@ -124,6 +132,11 @@ internal sealed partial class MqttConnection
         metrics.ConnectAttempt(ConnectResult.Accepted);
         metrics.ClientConnected(_version);
         metrics.KeepAliveNegotiated(negotiation.EffectiveSeconds);
+        // Every accepted connection counts for its network (keep-alive insight), however it ends.
+        if (ClientEndPoint is IPEndPoint openedFrom)
+        {
+            _services.Insight?.ConnectionOpened(openedFrom.Address, _keepAlive);
+        }
         BrokerLog.ClientConnected(_services.Logger, clientId, ClientEndPoint, VersionText, _keepAlive,
             connect.KeepAliveSeconds, connect.CleanStart, sessionPresent);
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Protocol;
 using Broker.Routing;
 using Broker.Sessions;
@@ -384,6 +385,18 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
             return;
         }
         _services.Metrics.ClientDisconnected(_version);
+        // The transport's end says whether the peer was proven dead while the broker thought it alive.
+        HalfOpenCause? died = _cause switch
+        {
+            DisconnectCause.ConnectionReset => HalfOpenCause.Reset,
+            DisconnectCause.TransportTimeout => HalfOpenCause.TimedOut,
+            DisconnectCause.HostUnreachable => HalfOpenCause.HostUnreachable,
+            _ => null,
+        };
+        if (died is { } halfOpen)
+        {
+            RecordHalfOpenDeath(halfOpen);
+        }
         var session = _session!;
         var extras = _extras;
         bool stillOwner = _services.Sessions.Detach(session, this, extras?.DisconnectSessionExpiry);
@@ -442,6 +455,15 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
 
     private string VersionText => V5 ? "5.0" : "3.1.1";
 
+    /// <summary>A connection proven dead while the broker thought it alive, with its idle time and K (keep-alive insight).</summary>
+    private void RecordHalfOpenDeath(HalfOpenCause cause)
+    {
+        if (_connected && _services.Insight is { } insight && ClientEndPoint is IPEndPoint remote)
+        {
+            insight.ConnectionDied(remote.Address, cause, _services.Time.GetElapsedTime(_deadline.LastActivityTimestamp), _keepAlive);
+        }
+    }
+
     private ApplicationMessage BuildWillMessage(WillMessage will)
     {
         var props = will.Properties;
@@ -485,6 +507,11 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
                 return;
         }
         _services.Metrics.KeepAliveExpired();
+        // The MQTT keep-alive proved the connection dead.
+        if (!IsEnded)
+        {
+            RecordHalfOpenDeath(HalfOpenCause.KeepAliveExpired);
+        }
         BrokerLog.KeepAliveTimeout(_services.Logger, _clientId, VersionText, _keepAlive, expiry.Elapsed.TotalSeconds, expiry.Timeout.TotalSeconds);
         // Terminated at once: the peer is presumed gone and cannot take part in a close handshake. A 5.0 client
         // is told why (0x8D) when the packet goes out right now with one non-blocking send on this thread; then
@@ -531,6 +558,11 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     /// <summary>Another connection took the session over [MQTT-3.1.4-3].</summary>
     public void TakeOver()
     {
+        // The client is back on another connection while this one still looked alive: the strongest evidence.
+        if (!IsEnded)
+        {
+            RecordHalfOpenDeath(HalfOpenCause.Takeover);
+        }
         if (V5)
         {
             TryWriteDisconnect(ReasonCode.SessionTakenOver);

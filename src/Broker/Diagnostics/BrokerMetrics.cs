@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Broker.Diagnostics.Insight;
 using Broker.Protocol;
 
 namespace Broker.Diagnostics;
@@ -59,6 +60,15 @@ internal sealed class BrokerMetrics : IDisposable
 {
     public const string MeterName = "MqttBroker";
 
+    /// <summary>
+    /// Buckets of <c>mqtt.connection.idle_before_death</c>: every usual idle timeout T (ALB 60 s, home routers
+    /// 120-300 s, NLB 350 s, firewalls 600-3600 s) is a boundary with another about 7 % above it, so deaths just
+    /// after T, which is where a middlebox with timeout T puts them, land in a bucket of their own, (T, 1.07 T].
+    /// A few short ones below 30 s for aggressive mobile networks (and the tests).
+    /// </summary>
+    public static readonly double[] IdleBeforeDeathBuckets =
+        [1, 2, 5, 10, 15, 20, 30, 32, 60, 65, 120, 130, 240, 260, 300, 320, 350, 375, 600, 640, 900, 960, 1800, 1920, 3600, 3840];
+
     private readonly Meter _meter;
     private readonly UpDownCounter<long> _connected;
     private readonly Counter<long> _connectAttempts;
@@ -74,6 +84,7 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _messagesDelivered;
     private readonly Counter<long> _messagesDropped;
     private readonly Counter<long> _acceptErrors;
+    private readonly Histogram<double> _idleBeforeDeath;
 
     private readonly KeyValuePair<string, object?>[] _versionTags;
     private readonly KeyValuePair<string, object?>[] _connectTags;
@@ -81,6 +92,7 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly KeyValuePair<string, object?>[] _packetTypeTags;
     private readonly KeyValuePair<string, object?>[] _qosTags;
     private readonly KeyValuePair<string, object?>[] _dropTags;
+    private readonly KeyValuePair<string, object?>[] _halfOpenTags;
 
     public BrokerMetrics(IMeterFactory? meterFactory = null)
     {
@@ -100,6 +112,9 @@ internal sealed class BrokerMetrics : IDisposable
         _messagesPublished = _meter.CreateCounter<long>("mqtt.messages.published", "{message}", "PUBLISH messages accepted from clients (and wills), by QoS");
         _messagesDelivered = _meter.CreateCounter<long>("mqtt.messages.delivered", "{message}", "PUBLISH messages written to subscribers, by QoS");
         _messagesDropped = _meter.CreateCounter<long>("mqtt.messages.dropped", "{message}", "Messages not delivered, by reason");
+        _idleBeforeDeath = _meter.CreateHistogram<double>("mqtt.connection.idle_before_death", "s",
+            "How long a connection proven dead (half-open) had been idle, by how it was proven dead",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = IdleBeforeDeathBuckets });
 
         _acceptErrors = _meter.CreateCounter<long>("mqtt.accept.errors", "{error}", "Failed accepts that made the listener back off (EMFILE, ENFILE, ENOBUFS, ...), by socket error");
         _versionTags = [Tag("protocol", "3.1.1"), Tag("protocol", "5.0")];
@@ -108,6 +123,7 @@ internal sealed class BrokerMetrics : IDisposable
         _packetTypeTags = Enumerable.Range(0, 16).Select(i => Tag("type", ((PacketType)i).ToString().ToUpperInvariant())).ToArray();
         _qosTags = [Tag("qos", "0"), Tag("qos", "1"), Tag("qos", "2")];
         _dropTags = Tags<DropReason>("reason");
+        _halfOpenTags = Tags<HalfOpenCause>("cause");
     }
 
     public Meter Meter => _meter;
@@ -149,6 +165,7 @@ internal sealed class BrokerMetrics : IDisposable
     public void MessageReceived(QualityOfService qos) => _messagesPublished.Add(1, _qosTags[(int)qos]);
     public void MessageDelivered(QualityOfService qos) => _messagesDelivered.Add(1, _qosTags[(int)qos]);
     public void MessageDropped(DropReason reason) => _messagesDropped.Add(1, _dropTags[(int)reason]);
+    public void IdleBeforeDeath(HalfOpenCause cause, TimeSpan idle) => _idleBeforeDeath.Record(idle.TotalSeconds, _halfOpenTags[(int)cause]);
 
     // Rare (the listener backs off after each): a tag built per call is fine.
     public void AcceptFailed(System.Net.Sockets.SocketError error) => _acceptErrors.Add(1, Tag("error", ToSnakeCase(error.ToString())));

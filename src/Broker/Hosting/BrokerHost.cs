@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Broker.Connections;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Routing;
 using Broker.Sessions;
 using Broker.Transport;
@@ -60,6 +61,7 @@ internal static class BrokerHost
 
         services.AddMetrics();
         services.TryAddSingleton(sp => new BrokerMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        services.AddKeepAliveInsight();
         services.TryAddSingleton<Router>();
         services.TryAddSingleton<SessionStore>();
         services.TryAddSingleton<WillPublisher>();
@@ -77,7 +79,8 @@ internal static class BrokerHost
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Connections"),
             sp.GetRequiredService<ConnectionRegistry>(),
-            sp.GetRequiredService<IOptions<TcpOptions>>().Value.MaxPendingOutputBytes));
+            sp.GetRequiredService<IOptions<TcpOptions>>().Value.MaxPendingOutputBytes,
+            sp.GetRequiredService<KeepAliveInsight>()));
         services.TryAddSingleton<BrokerServer>();
         AddMetricsEndpoint(services, configuration);
         services.AddHostedService(sp => sp.GetRequiredService<BrokerServer>());

@@ -30,17 +30,27 @@ internal static class ConfigurationKeyCheck
                 problems.Add($"{child.Path} is not a known section (known: {string.Join(", ", Sections.Select(s => "Broker:" + s.Section))})");
                 continue;
             }
-            var properties = known.Options.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-                .Where(p => p.CanWrite).Select(p => p.Name).ToArray();
-            foreach (var setting in child.GetChildren())
-            {
-                if (!properties.Contains(setting.Key, StringComparer.OrdinalIgnoreCase))
-                {
-                    problems.Add($"{setting.Path} is not a known setting (known in {child.Path}: {string.Join(", ", properties)})");
-                }
-            }
+            CheckSection(child, known.Options, problems);
         }
         return problems;
+    }
+
+    /// <summary>Each key must name a settable property; a property of an options type is a nested section, checked the same way.</summary>
+    private static void CheckSection(IConfigurationSection section, Type options, List<string> problems)
+    {
+        var properties = options.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite).ToArray();
+        foreach (var setting in section.GetChildren())
+        {
+            var property = Array.Find(properties, p => string.Equals(p.Name, setting.Key, StringComparison.OrdinalIgnoreCase));
+            if (property is null)
+            {
+                problems.Add($"{setting.Path} is not a known setting (known in {section.Path}: {string.Join(", ", properties.Select(p => p.Name))})");
+            }
+            else if (property.PropertyType.IsClass && property.PropertyType != typeof(string))
+            {
+                CheckSection(setting, property.PropertyType, problems);
+            }
+        }
     }
 }
 

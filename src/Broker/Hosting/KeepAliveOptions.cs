@@ -1,3 +1,5 @@
+using Broker.Diagnostics.Insight;
+
 namespace Broker.Hosting;
 
 /// <summary>Keep-alive and connect-timeout settings, bound from <c>Broker:KeepAlive</c>.</summary>
@@ -30,4 +32,16 @@ internal sealed record KeepAliveOptions
 
     /// <summary>The allowed silence is GraceMultiplier x Keep Alive; the specification says 1.5.</summary>
     public double GraceMultiplier { get; init; } = 1.5;
+
+    /// <summary>
+    /// Opt-in: a 5.0 client from a network whose idle timeout the insight has learned is told a Server Keep
+    /// Alive of at most 0.8 x that timeout (never above its request, never below <see cref="AdaptiveFloorSeconds"/>).
+    /// </summary>
+    public bool Adaptive { get; init; }
+
+    /// <summary>The lowest Keep Alive adaptive mode imposes (1..MaxSeconds): pings cost battery and radio time.</summary>
+    public int AdaptiveFloorSeconds { get; init; } = 30;
+
+    /// <summary>Per-network evidence of half-open deaths: <c>Broker:KeepAlive:Insight</c>.</summary>
+    public KeepAliveInsightOptions Insight { get; init; } = new();
 }

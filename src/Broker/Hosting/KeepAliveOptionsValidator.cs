@@ -1,3 +1,4 @@
+using Broker.Diagnostics.Insight;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Hosting;
@@ -48,6 +49,28 @@ internal sealed class KeepAliveOptionsValidator : IValidateOptions<KeepAliveOpti
         {
             failures.Add(FormattableString.Invariant(
                 $"{Prefix}GraceMultiplier must be between 1.0 and {MaxGraceMultiplier:0.0} (was {options.GraceMultiplier})."));
+        }
+
+        if (options.AdaptiveFloorSeconds is < 1 or > ushort.MaxValue)
+        {
+            failures.Add($"{Prefix}AdaptiveFloorSeconds must be between 1 and 65535 (was {options.AdaptiveFloorSeconds}).");
+        }
+        else if (options.Adaptive && options.MaxSeconds is >= 1 and <= ushort.MaxValue && options.AdaptiveFloorSeconds > options.MaxSeconds)
+        {
+            failures.Add($"{Prefix}AdaptiveFloorSeconds must not exceed {Prefix}MaxSeconds ({options.MaxSeconds}) (was {options.AdaptiveFloorSeconds}).");
+        }
+
+        if (options.Insight is null)
+        {
+            failures.Add($"{Prefix}Insight must be a section.");
+        }
+        else
+        {
+            KeepAliveInsightOptionsValidator.Validate(options.Insight, failures);
+            if (options.Adaptive && !options.Insight.Enabled)
+            {
+                failures.Add($"{Prefix}Adaptive=true needs {KeepAliveInsightOptions.SectionName}:Enabled=true: it adapts to what the insight learns.");
+            }
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

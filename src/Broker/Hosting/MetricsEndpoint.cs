@@ -60,6 +60,7 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
         app.MapGet("/readyz", () => _server.IsAccepting
             ? Results.Text("ready")
             : Results.Text("not accepting MQTT connections", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapKeepAliveInsight(_brokerServices);
 
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         _app = app;

@@ -1,7 +1,9 @@
 using System.Diagnostics.Metrics;
 using Broker.Diagnostics;
+using Broker.Diagnostics.Insight;
 using Broker.Hosting;
 using Broker.Protocol;
+using OpenTelemetry.Metrics;
 using Xunit;
 
 namespace Broker.Tests.Diagnostics;
@@ -44,6 +46,63 @@ public sealed class BrokerMetricsTests
             ("mqtt.clients.connected", 1, "protocol=5.0"),
             ("mqtt.clients.connected", -1, "protocol=3.1.1"),
         ], seen);
+    }
+
+    [Fact]
+    public void Idle_before_death_is_recorded_in_seconds_by_cause_with_buckets_around_the_usual_timeouts()
+    {
+        using var metrics = new BrokerMetrics();
+        var seen = new List<(double Value, string Tag)>();
+        IReadOnlyList<double>? buckets = null;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, metrics.Meter) && instrument.Name == "mqtt.connection.idle_before_death")
+            {
+                buckets = ((Histogram<double>)instrument).Advice?.HistogramBucketBoundaries;
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<double>((_, value, tags, _) => seen.Add((value, $"{tags[0].Key}={tags[0].Value}")));
+        listener.Start();
+
+        metrics.IdleBeforeDeath(HalfOpenCause.Takeover, TimeSpan.FromSeconds(351.5));
+        metrics.IdleBeforeDeath(HalfOpenCause.Reset, TimeSpan.FromSeconds(61));
+        metrics.IdleBeforeDeath(HalfOpenCause.TimedOut, TimeSpan.FromSeconds(120));
+        metrics.IdleBeforeDeath(HalfOpenCause.HostUnreachable, TimeSpan.FromSeconds(5));
+        metrics.IdleBeforeDeath(HalfOpenCause.KeepAliveExpired, TimeSpan.FromSeconds(900));
+
+        Assert.Equal(
+        [
+            (351.5, "cause=takeover"), (61, "cause=reset"), (120, "cause=timed_out"), (5, "cause=host_unreachable"),
+            (900, "cause=keep_alive_expired"),
+        ], seen);
+        Assert.NotNull(buckets);
+        // Each usual timeout T is a boundary with another just above it: deaths just after T have their own bucket.
+        foreach (var (timeout, after) in new[] { (30.0, 32.0), (60, 65), (120, 130), (240, 260), (300, 320), (350, 375), (600, 640), (900, 960), (1800, 1920), (3600, 3840) })
+        {
+            int i = buckets!.ToList().IndexOf(timeout);
+            Assert.True(i >= 0 && buckets[i + 1] == after, $"{timeout} s should be followed by {after} s");
+        }
+    }
+
+    [Fact]
+    public void Recording_idle_before_death_through_the_exporter_pipeline_does_not_allocate()
+    {
+        using var metrics = new BrokerMetrics();
+        using var provider = OpenTelemetry.Sdk.CreateMeterProviderBuilder().AddMeter(BrokerMetrics.MeterName).AddPrometheusExporter().Build();
+        foreach (var cause in Enum.GetValues<HalfOpenCause>())
+        {
+            metrics.IdleBeforeDeath(cause, TimeSpan.FromSeconds(1));   // the first recording of a series creates it
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            metrics.IdleBeforeDeath((HalfOpenCause)(i % HalfOpenCauses.Count), TimeSpan.FromSeconds(i));
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
     [Theory]

@@ -85,11 +85,31 @@ internal sealed class VethNamespace : IAsyncDisposable
     /// <summary>Takes the namespace's end of the veth down: the host side loses carrier and the peer goes silent, with no FIN or RST.</summary>
     public Task CutLinkAsync() => InNamespaceAsync(_ip, "link", "set", NamespaceLink, "down");
 
-    /// <summary>Starts a long-running process inside the namespace.</summary>
+    /// <summary>
+    /// Brings the namespace's end back up and waits (bounded) until the link carries traffic again, so a
+    /// connection opened right after does not lose its SYN to a link still coming up.
+    /// </summary>
+    public async Task RestoreLinkAsync()
+    {
+        await InNamespaceAsync(_ip, "link", "set", NamespaceLink, "up");
+        for (int attempt = 0; attempt < 100; attempt++)
+        {
+            (_, string state) = await RunAsync(_ip, "netns", "exec", Name, _ip, "-o", "link", "show", "dev", NamespaceLink);
+            if (state.Contains("LOWER_UP", StringComparison.Ordinal))
+            {
+                return;
+            }
+        }
+
+        throw new InvalidOperationException($"{NamespaceLink} did not come back up");
+    }
+
+    /// <summary>Starts a long-running process inside the namespace (its standard input is redirected, for commands).</summary>
     public Process StartInNamespace(string file, params string[] arguments)
     {
         var info = new ProcessStartInfo(_ip)
         {
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
