@@ -2,6 +2,12 @@ using Broker.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
+// HOOK(security): "passwd FILE USER" manages the password file; to move into the System.CommandLine rewrite.
+if (args.Length > 0 && args[0] == Broker.Security.PasswdCommand.Name)
+{
+    return await Broker.Security.PasswdCommand.RunConsoleAsync(args[1..]);
+}
+
 if (args.Contains(HealthCheckCommand.Switch))
 {
     return await HealthCheckCommand.RunAsync(args);

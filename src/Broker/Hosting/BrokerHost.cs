@@ -4,6 +4,7 @@ using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
 using Broker.Diagnostics.Insight;
 using Broker.Routing;
+using Broker.Security;
 using Broker.Sessions;
 using Broker.Transport;
 using Microsoft.Extensions.Configuration;
@@ -58,6 +59,8 @@ internal static class BrokerHost
         AddValidatedOptions<BrokerLimitsOptions, BrokerLimitsOptionsValidator>(services, configuration, BrokerLimitsOptions.Section);
         AddValidatedOptions<MetricsOptions, MetricsOptionsValidator>(services, configuration, MetricsOptions.SectionName);
         services.AddKeepAliveEngine(configuration);
+        services.AddBrokerSecurity(configuration,
+            sp => [new ListenerAddress("MQTT", sp.GetRequiredService<IOptions<TcpOptions>>().Value.Address)]);
 
         services.AddMetrics();
         services.TryAddSingleton(sp => new BrokerMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));

@@ -16,6 +16,8 @@ internal static class ConfigurationKeyCheck
         ("KeepAlive", typeof(KeepAliveOptions)),
         ("Limits", typeof(BrokerLimitsOptions)),
         ("Metrics", typeof(MetricsOptions)),
+        ("Auth", typeof(Broker.Security.AuthOptions)),
+        ("Tls", typeof(Broker.Security.TlsOptions)),
     ];
 
     /// <summary>Every unknown key, as one message each; empty when all keys are known.</summary>
