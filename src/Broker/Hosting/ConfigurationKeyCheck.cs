@@ -16,6 +16,7 @@ internal static class ConfigurationKeyCheck
         ("KeepAlive", typeof(KeepAliveOptions)),
         ("Limits", typeof(BrokerLimitsOptions)),
         ("Metrics", typeof(MetricsOptions)),
+        ("Persistence", typeof(Persistence.PersistenceOptions)),
     ];
 
     /// <summary>Every unknown key, as one message each; empty when all keys are known.</summary>
