@@ -248,6 +248,7 @@ internal sealed partial class SqliteBrokerStateStore
                 Run(sql.DeleteWill, op.ClientId);
                 break;
             case StoreOperationKind.Flush:
+            case StoreOperationKind.Barrier:
             case StoreOperationKind.None:
                 break;
             default:

@@ -28,6 +28,8 @@ internal enum StoreOperationKind : byte
     DeleteWill,
     /// <summary>Writes nothing: commits the current batch without waiting for the flush interval.</summary>
     Flush,
+    /// <summary>Writes nothing and forces nothing: its completion says that everything appended before it is durable.</summary>
+    Barrier,
 }
 
 /// <summary>
@@ -159,6 +161,12 @@ internal readonly struct StoreOperation
 
     /// <summary>Commits what is pending without waiting for the flush interval (shutdown, DISCONNECT, tests).</summary>
     public static StoreOperation Flush() => new() { Kind = StoreOperationKind.Flush };
+
+    /// <summary>
+    /// A point to attach a completion to after several operations (a publish fanned out to many sessions): it
+    /// completes with the batch, after everything appended before it, without shortening the flush interval.
+    /// </summary>
+    public static StoreOperation Barrier() => new() { Kind = StoreOperationKind.Barrier };
 
     internal static byte EncodeOptions(QualityOfService qos, bool noLocal, bool retainAsPublished, RetainHandling retainHandling)
         => (byte)((byte)qos | (noLocal ? 0x04 : 0) | (retainAsPublished ? 0x08 : 0) | ((byte)retainHandling << 4));

@@ -75,6 +75,24 @@ public sealed class SqliteStoreGroupCommitTests : IDisposable
     }
 
     [Fact]
+    public async Task A_barrier_completes_with_its_batch_without_shortening_the_interval()
+    {
+        var (store, _) = _rig.Open(flushIntervalMs: 5);
+        var done = new RecordingCompletion();
+        store.Append(StoreOperation.UpsertSession("a", 60, null));
+        store.Append(StoreOperation.UpsertSession("b", 60, null));
+        store.Append(StoreOperation.Barrier(), done, 1);
+
+        _rig.Time.Advance(TimeSpan.FromMilliseconds(4));
+        Assert.Equal(3, store.PendingOperations);
+
+        _rig.Time.Advance(TimeSpan.FromMilliseconds(1));
+        await done.WaitForAsync(1);
+        Assert.Equal(2, _rig.Count("session"));
+        Assert.Equal(1, store.CommittedBatches);
+    }
+
+    [Fact]
     public async Task Operations_appended_during_a_commit_share_the_next_one()
     {
         var (store, _) = _rig.Open(flushIntervalMs: 0);
