@@ -106,6 +106,23 @@ public static class MqttPropertiesCodec
 
     public static bool IsAllowed(PropertyContext context, PropertyId id) => (byte)id < 64 && (Allowed[(int)context] & Bit(id)) != 0;
 
+    /// <summary>
+    /// Reads a whole Properties field written by <see cref="Write"/> (length prefix and content, nothing after
+    /// it), for properties kept outside a packet (the broker's store).
+    /// </summary>
+    public static bool TryReadField(ReadOnlySpan<byte> field, PropertyContext context, out MqttProperties? properties, out MqttDecodeError error)
+    {
+        var reader = new SpanReader(field);
+        if (TryRead(ref reader, context, out properties) && reader.End)
+        {
+            error = default;
+            return true;
+        }
+        error = reader.Failed ? reader.Error : Errors.PropertyLengthMismatch;
+        properties = null;
+        return false;
+    }
+
     /// <summary>Reads the property length and the properties. Returns null properties when the length is 0.</summary>
     internal static bool TryRead(ref SpanReader reader, PropertyContext context, out MqttProperties? properties)
     {

@@ -52,6 +52,22 @@ internal enum DropReason
     PacketTooLarge,
 }
 
+/// <summary>Why a commit of the persistent store failed (SQLite result code classes).</summary>
+internal enum StoreErrorKind
+{
+    /// <summary>SQLITE_FULL: the disk (or the database's size limit) is full.</summary>
+    DiskFull,
+    /// <summary>SQLITE_IOERR, SQLITE_CANTOPEN: the operating system failed a read, write or fsync.</summary>
+    IoError,
+    /// <summary>SQLITE_CORRUPT, SQLITE_NOTADB: damage found while writing.</summary>
+    Corrupt,
+    /// <summary>SQLITE_READONLY, SQLITE_PERM: the file or directory is no longer writable.</summary>
+    ReadOnly,
+    /// <summary>SQLITE_BUSY, SQLITE_LOCKED: another process holds a lock on the store.</summary>
+    Busy,
+    Other,
+}
+
 /// <summary>
 /// The broker's instruments (System.Diagnostics.Metrics, exported by OpenTelemetry). Tag lists are built once
 /// per value so that recording on the hot path does not allocate.
@@ -85,6 +101,10 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _messagesDropped;
     private readonly Counter<long> _acceptErrors;
     private readonly Histogram<double> _idleBeforeDeath;
+    private readonly Counter<long> _storeCommits;
+    private readonly Counter<long> _storeOperations;
+    private readonly Histogram<double> _storeCommitDuration;
+    private readonly Counter<long> _storeErrors;
 
     private readonly KeyValuePair<string, object?>[] _versionTags;
     private readonly KeyValuePair<string, object?>[] _connectTags;
@@ -93,6 +113,7 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly KeyValuePair<string, object?>[] _qosTags;
     private readonly KeyValuePair<string, object?>[] _dropTags;
     private readonly KeyValuePair<string, object?>[] _halfOpenTags;
+    private readonly KeyValuePair<string, object?>[] _storeErrorTags;
 
     public BrokerMetrics(IMeterFactory? meterFactory = null)
     {
@@ -117,6 +138,12 @@ internal sealed class BrokerMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = IdleBeforeDeathBuckets });
 
         _acceptErrors = _meter.CreateCounter<long>("mqtt.accept.errors", "{error}", "Failed accepts that made the listener back off (EMFILE, ENFILE, ENOBUFS, ...), by socket error");
+        _storeCommits = _meter.CreateCounter<long>("mqtt.persistence.commits", "{transaction}", "Transactions committed by the persistent store (one fsync each)");
+        _storeOperations = _meter.CreateCounter<long>("mqtt.persistence.operations", "{operation}", "Operations made durable by the persistent store");
+        _storeCommitDuration = _meter.CreateHistogram<double>("mqtt.persistence.commit.duration", "s", "Time to write and fsync one batch",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] });
+        _storeErrors = _meter.CreateCounter<long>("mqtt.persistence.errors", "{error}", "Failed commits of the persistent store, by kind (each retry counts)");
+
         _versionTags = [Tag("protocol", "3.1.1"), Tag("protocol", "5.0")];
         _connectTags = Tags<ConnectResult>("result");
         _causeTags = Tags<DisconnectCause>("cause");
@@ -124,6 +151,7 @@ internal sealed class BrokerMetrics : IDisposable
         _qosTags = [Tag("qos", "0"), Tag("qos", "1"), Tag("qos", "2")];
         _dropTags = Tags<DropReason>("reason");
         _halfOpenTags = Tags<HalfOpenCause>("cause");
+        _storeErrorTags = Tags<StoreErrorKind>("kind");
     }
 
     public Meter Meter => _meter;
@@ -169,6 +197,19 @@ internal sealed class BrokerMetrics : IDisposable
 
     // Rare (the listener backs off after each): a tag built per call is fine.
     public void AcceptFailed(System.Net.Sockets.SocketError error) => _acceptErrors.Add(1, Tag("error", ToSnakeCase(error.ToString())));
+
+    public void StoreCommitted(int operations, TimeSpan duration)
+    {
+        _storeCommits.Add(1);
+        _storeOperations.Add(operations);
+        _storeCommitDuration.Record(duration.TotalSeconds);
+    }
+
+    public void StoreError(StoreErrorKind kind) => _storeErrors.Add(1, _storeErrorTags[(int)kind]);
+
+    /// <summary>Operations appended to the persistent store and not yet durable, read at collection time.</summary>
+    public void ObserveStorePending(Func<long> pending)
+        => _meter.CreateObservableGauge("mqtt.persistence.pending", pending, "{operation}", "Operations waiting to be committed by the persistent store");
 
     /// <summary>Gauges read at collection time from the broker's state (sessions, subscriptions, retained, queues).</summary>
     public void ObserveState(Func<IEnumerable<Measurement<long>>> sessions, Func<long> subscriptions, Func<long> retained,

@@ -3,6 +3,7 @@ using Broker.Connections;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
 using Broker.Diagnostics.Insight;
+using Broker.Persistence;
 using Broker.Routing;
 using Broker.Security;
 using Broker.Sessions;
@@ -58,6 +59,7 @@ internal static class BrokerHost
         AddValidatedOptions<TcpKeepAliveOptions, TcpKeepAliveOptionsValidator>(services, configuration, TcpKeepAliveOptions.SectionName);
         AddValidatedOptions<BrokerLimitsOptions, BrokerLimitsOptionsValidator>(services, configuration, BrokerLimitsOptions.Section);
         AddValidatedOptions<MetricsOptions, MetricsOptionsValidator>(services, configuration, MetricsOptions.SectionName);
+        AddValidatedOptions<PersistenceOptions, PersistenceOptionsValidator>(services, configuration, PersistenceOptions.SectionName);
         services.AddKeepAliveEngine(configuration);
         services.AddBrokerSecurity(configuration,
             sp => [new ListenerAddress("MQTT", sp.GetRequiredService<IOptions<TcpOptions>>().Value.Address)]);
@@ -85,9 +87,32 @@ internal static class BrokerHost
             sp.GetRequiredService<IOptions<TcpOptions>>().Value.MaxPendingOutputBytes,
             sp.GetRequiredService<KeepAliveInsight>()));
         services.TryAddSingleton<BrokerServer>();
+        AddPersistence(services, configuration);
         AddMetricsEndpoint(services, configuration);
         services.AddHostedService(sp => sp.GetRequiredService<BrokerServer>());
         services.AddHostedService<BrokerStateObserver>();
+    }
+
+    /// <summary>
+    /// The store is registered but nothing resolves it yet, so no database is opened at start-up: it is opened
+    /// (<see cref="IBrokerStateStore.Open"/>) once the connections restore from it and write to it (issue #14).
+    /// In-process tests start many brokers at once, each will then need its own Broker:Persistence:Path.
+    /// </summary>
+    private static void AddPersistence(IServiceCollection services, IConfiguration configuration)
+    {
+        if (!configuration.GetValue(PersistenceOptions.SectionName + ":" + nameof(PersistenceOptions.Enabled), true))
+        {
+            return;
+        }
+        services.TryAddSingleton<IBrokerStateStore>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<PersistenceOptions>>().Value;
+            // Relative to the content root (where appsettings.json is), not to whatever directory the service starts in.
+            string root = sp.GetService<IHostEnvironment>()?.ContentRootPath ?? Directory.GetCurrentDirectory();
+            return new SqliteBrokerStateStore(options with { Path = Path.GetFullPath(options.Path, root) },
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<BrokerMetrics>(),
+                sp.GetRequiredService<ILogger<SqliteBrokerStateStore>>());
+        });
     }
 
     /// <summary>

@@ -18,6 +18,7 @@ internal static class ConfigurationKeyCheck
         ("Metrics", typeof(MetricsOptions)),
         ("Auth", typeof(Broker.Security.AuthOptions)),
         ("Tls", typeof(Broker.Security.TlsOptions)),
+        ("Persistence", typeof(Persistence.PersistenceOptions)),
     ];
 
     /// <summary>Every unknown key, as one message each; empty when all keys are known.</summary>
