@@ -60,7 +60,7 @@ internal sealed partial class MqttConnection
         }
     }
 
-    /// <summary>The zero-byte receive completed asynchronously (thread pool).</summary>
+    /// <summary>The zero-byte receive completed asynchronously (on the socket engine's thread, or the thread pool).</summary>
     protected override void OnCompleted(SocketAsyncEventArgs e)
     {
         if (OnReceiveReady())
@@ -81,18 +81,28 @@ internal sealed partial class MqttConnection
             ReleaseInput();
             return false;
         }
-        return ReadAvailable();
+        return ReadAvailable() == ReadOutcome.WaitForData;
+    }
+
+    private enum ReadOutcome
+    {
+        /// <summary>Everything the kernel had is handled: wait for more data.</summary>
+        WaitForData,
+        /// <summary>The broker holds the client back: stop reading; <see cref="Resume"/> continues.</summary>
+        Parked,
+        /// <summary>The connection is closed, or its input ended: stop for good.</summary>
+        Stopped,
     }
 
     /// <summary>
     /// Takes what the kernel holds with non-blocking reads into a pooled buffer, handles every complete packet in
-    /// place, flushes the answers once, and gives the buffer back unless a partial packet is left. True to wait for
-    /// more data.
+    /// place, flushes the answers once, and gives the buffer back unless a partial packet (or, while parked, input
+    /// not yet handled) is left.
     /// </summary>
-    private bool ReadAvailable()
+    private ReadOutcome ReadAvailable()
     {
         var socket = _socket!;
-        bool keepReceiving = false;
+        var outcome = ReadOutcome.Stopped;
         Volatile.Write(ref _receiving, true);
         try
         {
@@ -100,7 +110,7 @@ internal sealed partial class MqttConnection
             {
                 if (IsClosed)
                 {
-                    return false;
+                    return outcome = ReadOutcome.Stopped;
                 }
                 int space = EnsureInputSpace();
                 int received;
@@ -111,7 +121,7 @@ internal sealed partial class MqttConnection
                 }
                 catch (ObjectDisposedException)
                 {
-                    return false;
+                    return outcome = ReadOutcome.Stopped;
                 }
                 if (error == SocketError.WouldBlock)
                 {
@@ -120,18 +130,22 @@ internal sealed partial class MqttConnection
                 if (error != SocketError.Success)
                 {
                     TransportEnded(TransportEndReasons.FromSocketError(error), error);
-                    return false;
+                    return outcome = ReadOutcome.Stopped;
                 }
                 if (received == 0)
                 {
                     OnRemoteFin();
-                    return false;
+                    return outcome = ReadOutcome.Stopped;
                 }
                 // Once a packet ended the connection, input is still read and discarded if the close is graceful,
                 // so that the client's FIN is seen (the linger deadline bounds it).
                 if (!OnBytesReceived(received) && !_closeGracefully)
                 {
-                    return false;
+                    return outcome = ReadOutcome.Stopped;
+                }
+                if (IsReceivePaused)
+                {
+                    return outcome = TryPark() ? ReadOutcome.Parked : ContinueAfterPause();
                 }
                 if (received < space)
                 {
@@ -139,24 +153,43 @@ internal sealed partial class MqttConnection
                     break;
                 }
             }
-            keepReceiving = !IsClosed;
-            return keepReceiving;
+            return outcome = IsClosed ? ReadOutcome.Stopped : ReadOutcome.WaitForData;
         }
         finally
         {
             Volatile.Write(ref _receiving, false);
             EndReadBatch();
-            if (!keepReceiving || _inputStart == _inputEnd)
+            if (outcome == ReadOutcome.Stopped || _inputStart == _inputEnd)
             {
                 ReleaseInput();
             }
         }
     }
 
+    // A pause lifted while parking: the buffered input is handled here and reading goes on.
+    private ReadOutcome ContinueAfterPause()
+    {
+        if (!HandleBuffered())
+        {
+            return ReadOutcome.Stopped;
+        }
+        if (IsReceivePaused)
+        {
+            return TryPark() ? ReadOutcome.Parked : ContinueAfterPause();
+        }
+        return IsClosed ? ReadOutcome.Stopped : ReadOutcome.WaitForData;
+    }
+
     /// <summary>New bytes are in the input buffer: handles them. False once the connection has ended.</summary>
     private bool OnBytesReceived(int received)
     {
         _inputEnd += received;
+        return HandleBuffered();
+    }
+
+    /// <summary>Handles the complete packets held in the input buffer. False once the connection has ended.</summary>
+    private bool HandleBuffered()
+    {
         if (!TryEnterProcessing())
         {
             // Closing: input is drained and discarded so that the client's FIN (or its reset) can be seen.
@@ -206,6 +239,11 @@ internal sealed partial class MqttConnection
             _services.Metrics.PacketReceived(frame.Type);
             keepGoing = HandleFrame(frame) && !IsEnded;
             buffer = buffer.Slice(frame.End);
+            if (IsReceivePaused)
+            {
+                // Held back (back-pressure, a credential check): the rest stays buffered until Resume.
+                break;
+            }
         }
         int consumed = (int)(all.Length - buffer.Length);
         _services.Metrics.BytesReceived(consumed);

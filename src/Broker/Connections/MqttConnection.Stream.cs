@@ -47,6 +47,10 @@ internal sealed partial class MqttConnection
                 {
                     break;
                 }
+                if (IsReceivePaused && !await WaitWhileHeldAsync().ConfigureAwait(false))
+                {
+                    break;
+                }
                 if (_inputStart == _inputEnd)
                 {
                     ReleaseInput();

@@ -100,6 +100,8 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _messagesDelivered;
     private readonly Counter<long> _messagesDropped;
     private readonly Counter<long> _acceptErrors;
+    private readonly UpDownCounter<long> _throttled;
+    private readonly Counter<double> _throttledTime;
     private readonly Histogram<double> _idleBeforeDeath;
     private readonly Counter<long> _storeCommits;
     private readonly Counter<long> _storeOperations;
@@ -137,6 +139,8 @@ internal sealed class BrokerMetrics : IDisposable
             "How long a connection proven dead (half-open) had been idle, by how it was proven dead",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = IdleBeforeDeathBuckets });
 
+        _throttled = _meter.CreateUpDownCounter<long>("mqtt.clients.throttled", "{client}", "Clients whose socket the broker does not read right now (back-pressure, a credential check)");
+        _throttledTime = _meter.CreateCounter<double>("mqtt.clients.throttled.time", "s", "Time clients spent throttled, summed over clients (counted when each throttle ends)");
         _acceptErrors = _meter.CreateCounter<long>("mqtt.accept.errors", "{error}", "Failed accepts that made the listener back off (EMFILE, ENFILE, ENOBUFS, ...), by socket error");
         _storeCommits = _meter.CreateCounter<long>("mqtt.persistence.commits", "{transaction}", "Transactions committed by the persistent store (one fsync each)");
         _storeOperations = _meter.CreateCounter<long>("mqtt.persistence.operations", "{operation}", "Operations made durable by the persistent store");
@@ -194,6 +198,9 @@ internal sealed class BrokerMetrics : IDisposable
     public void MessageDelivered(QualityOfService qos) => _messagesDelivered.Add(1, _qosTags[(int)qos]);
     public void MessageDropped(DropReason reason) => _messagesDropped.Add(1, _dropTags[(int)reason]);
     public void IdleBeforeDeath(HalfOpenCause cause, TimeSpan idle) => _idleBeforeDeath.Record(idle.TotalSeconds, _halfOpenTags[(int)cause]);
+
+    public void ClientThrottled(int delta) => _throttled.Add(delta);
+    public void ThrottledFor(TimeSpan duration) => _throttledTime.Add(duration.TotalSeconds);
 
     // Rare (the listener backs off after each): a tag built per call is fine.
     public void AcceptFailed(System.Net.Sockets.SocketError error) => _acceptErrors.Add(1, Tag("error", ToSnakeCase(error.ToString())));

@@ -426,6 +426,14 @@ internal sealed class TimerWheel : IDisposable
             return;
         }
 
+        if (entry.ArmedKind == DeadlineKind.KeepAlive && IsHeldBack(entry.Target))
+        {
+            // Throttling never costs a keep-alive: the broker is not reading this client, so its silence proves nothing.
+            entry.Deferrals = 0;
+            LinkLocked(entry, Math.Max(TickAtOrBefore(now + entry.TimeoutUnits), nowTick + 1));
+            return;
+        }
+
         // Packets may be waiting unread because the broker, not the client, was slow (see Advance). Give
         // the read loop one more tick. The bound counts consecutive deferrals, i.e. ticks the wheel actually
         // ran, not wall time, so a stall longer than the timeout does not use it up: a client whose input has
@@ -449,6 +457,18 @@ internal sealed class TimerWheel : IDisposable
 
     internal TimeSpan FromTimestampUnits(long units) =>
         TimeSpan.FromTicks((long)(((Int128)units * TimeSpan.TicksPerSecond + _time.TimestampFrequency - 1) / _time.TimestampFrequency));
+
+    private static bool IsHeldBack(IKeepAliveTarget target)
+    {
+        try
+        {
+            return target.IsHeldBack;
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+    }
 
     private static bool HasUnreadInput(IKeepAliveTarget target)
     {
