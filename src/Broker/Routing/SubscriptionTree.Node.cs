@@ -5,40 +5,50 @@ namespace Broker.Routing;
 
 internal sealed partial class SubscriptionTree<TValue>
 {
-    private readonly struct Subscriber(string clientId, TValue value)
+    // Immutable: replacing a client's value writes a new entry into its slot.
+    private sealed class Subscriber(string clientId, TValue value) : ISlotEntry
     {
         public readonly string ClientId = clientId;
         public readonly TValue Value = value;
+
+        public string Key => ClientId;
     }
 
-    // One filter level. Every mutable field is written only under the tree's write lock and read
-    // without it; a write always publishes a complete new object (copy-on-write arrays, fully built
-    // child nodes), so a matcher sees either the old or the new state, never a half-built one.
-    private sealed class Node(Node? parent, string level)
+    // One or more filter levels. The label never changes: splitting or merging builds new nodes that
+    // take over this node's contents. Every other field is written only under the tree's write lock
+    // and read without it; a write always publishes a complete object (a fully built node, a new slot
+    // array, an immutable entry), so a matcher sees either the old or the new state.
+    private sealed class Node(string label)
     {
-        public readonly Node? Parent = parent;
-
-        // "+" for SingleLevel, "#" for MultiLevel, otherwise the literal level: filters never hold a literal "+" or "#".
-        public readonly string Level = level;
+        // "+" for a SingleLevel child, "#" for a MultiLevel child, otherwise one or more literal levels
+        // joined by '/' (filters never hold a literal "+" or "#" level). Children are keyed by the first
+        // level of their label.
+        public readonly string Label = label;
 
         // Created on first literal child: most nodes are leaves and a dictionary is not small.
         private volatile ConcurrentDictionary<string, Node>? _children;
         private volatile Node? _singleLevel;
         private volatile Node? _multiLevel;
-        private volatile SubscriberList _subscribers = SubscriberList.Empty;
-        private volatile SharedGroup[] _sharedGroups = [];
+        private SlotList<Subscriber> _subscribers;
+        private SlotList<SharedGroup> _sharedGroups;
 
         public Node? SingleLevel => _singleLevel;
 
         public Node? MultiLevel => _multiLevel;
 
-        public SubscriberList Subscribers => _subscribers;
+        public Subscriber?[] Subscribers => _subscribers.Slots;
 
-        public SharedGroup[] SharedGroups => _sharedGroups;
+        public SharedGroup?[] SharedGroups => _sharedGroups.Slots;
 
-        public bool IsEmpty =>
-            _subscribers.Count == 0 && _sharedGroups.Length == 0 && _singleLevel is null && _multiLevel is null &&
-            _children is null;
+        public int SubscriberCapacity => _subscribers.Capacity;
+
+        public bool IsEmpty => !HasContent && _children is null;
+
+        // Subscribers, shared groups or wildcard children: what keeps a node from being merged into its child.
+        private bool HasContent =>
+            _subscribers.Count != 0 || _sharedGroups.Count != 0 || _singleLevel is not null || _multiLevel is not null;
+
+        private bool IsLiteral => Label is not ("+" or "#");
 
         public IEnumerable<Node> EnumerateChildren()
         {
@@ -61,7 +71,7 @@ internal sealed partial class SubscriptionTree<TValue>
             }
         }
 
-        public bool TryGetChild(ReadOnlySpan<char> level, [NotNullWhen(true)] out Node? child)
+        public bool TryGetChild(ReadOnlySpan<char> firstLevel, [NotNullWhen(true)] out Node? child)
         {
             var children = _children;
             if (children is null)
@@ -70,49 +80,65 @@ internal sealed partial class SubscriptionTree<TValue>
                 return false;
             }
 
-            return children.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(level, out child);
+            return children.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(firstLevel, out child);
         }
 
-        public bool TryGetChildForFilterLevel(ReadOnlySpan<char> level, [NotNullWhen(true)] out Node? child)
+        // Write lock held. A literal node whose only content is one literal child: it can join it.
+        public bool IsPassThrough([NotNullWhen(true)] out Node? onlyChild)
         {
-            child = level switch
+            onlyChild = null;
+            if (!IsLiteral || HasContent || _children is not { Count: 1 } children)
             {
-                "+" => _singleLevel,
-                "#" => _multiLevel,
-                _ => TryGetChild(level, out var literal) ? literal : null,
+                return false;
+            }
+
+            foreach (var (_, child) in children)
+            {
+                onlyChild = child;
+            }
+
+            return onlyChild is not null;
+        }
+
+        // Write lock held. A node with this node's contents under another label (for a split or a merge).
+        public Node WithLabel(string label)
+        {
+            var copy = new Node(label)
+            {
+                _children = _children,
+                _singleLevel = _singleLevel,
+                _multiLevel = _multiLevel,
+                _subscribers = _subscribers,
+                _sharedGroups = _sharedGroups,
             };
-            return child is not null;
+            return copy;
         }
 
         // Write lock held.
-        public Node GetOrAddChild(ReadOnlySpan<char> level)
+        public Node GetOrAddSingleLevel() => _singleLevel ??= new Node("+");
+
+        // Write lock held.
+        public Node GetOrAddMultiLevel() => _multiLevel ??= new Node("#");
+
+        // Write lock held. No child with the same first level exists.
+        public void AddChild(Node child)
         {
-            if (level is "+")
-            {
-                return _singleLevel ??= new Node(this, "+");
-            }
-
-            if (level is "#")
-            {
-                return _multiLevel ??= new Node(this, "#");
-            }
-
-            if (TryGetChild(level, out var child))
-            {
-                return child;
-            }
-
-            child = new Node(this, level.ToString());
             var children = _children ?? new ConcurrentDictionary<string, Node>(concurrencyLevel: 1, capacity: 4, StringComparer.Ordinal);
-            children[child.Level] = child;
+            var firstLevel = TopicPath.FirstLevel(child.Label);
+            // A one-level label is its own key; a longer one needs its first level as a separate string.
+            string key = firstLevel.Length == child.Label.Length ? child.Label : firstLevel.ToString();
+            children[key] = child;
             _children = children;
-            return child;
         }
+
+        // Write lock held. Swaps the child with the same first level for `child` in one write.
+        public void ReplaceChild(Node child) =>
+            _children!.GetAlternateLookup<ReadOnlySpan<char>>()[TopicPath.FirstLevel(child.Label)] = child;
 
         // Write lock held.
         public void RemoveChild(Node child)
         {
-            switch (child.Level)
+            switch (child.Label)
             {
                 case "+":
                     _singleLevel = null;
@@ -122,7 +148,9 @@ internal sealed partial class SubscriptionTree<TValue>
                     break;
                 default:
                     var children = _children;
-                    if (children is not null && children.TryRemove(child.Level, out _) && children.IsEmpty)
+                    if (children is not null &&
+                        children.GetAlternateLookup<ReadOnlySpan<char>>().TryRemove(TopicPath.FirstLevel(child.Label), out _) &&
+                        children.IsEmpty)
                     {
                         _children = null;
                     }
@@ -132,209 +160,104 @@ internal sealed partial class SubscriptionTree<TValue>
         }
 
         // Write lock held. Returns true if the client had no subscription here yet.
-        public bool SetSubscriber(string clientId, TValue value)
-        {
-            _subscribers = _subscribers.With(clientId, value, out bool added);
-            return added;
-        }
+        public bool SetSubscriber(string clientId, TValue value) => _subscribers.Set(new Subscriber(clientId, value));
 
         // Write lock held.
-        public bool RemoveSubscriber(string clientId)
-        {
-            var remaining = _subscribers.Without(clientId);
-            if (remaining is null)
-            {
-                return false;
-            }
-
-            _subscribers = remaining;
-            return true;
-        }
+        public bool RemoveSubscriber(string clientId) => _subscribers.Remove(clientId);
 
         // Write lock held.
         public bool SetSharedMember(string shareName, string clientId, TValue value)
         {
-            var groups = _sharedGroups;
-            int index = IndexOfGroup(groups, shareName);
-            if (index >= 0)
+            if (_sharedGroups.Find(shareName) is { } group)
             {
-                return groups[index].SetMember(clientId, value);
+                return group.SetMember(clientId, value);
             }
 
-            var group = new SharedGroup(shareName);
+            group = new SharedGroup(shareName);
             group.SetMember(clientId, value);
-            _sharedGroups = [.. groups, group];
+            _sharedGroups.Set(group);
             return true;
         }
 
         // Write lock held.
         public bool RemoveSharedMember(string shareName, string clientId)
         {
-            var groups = _sharedGroups;
-            int index = IndexOfGroup(groups, shareName);
-            if (index < 0 || !groups[index].RemoveMember(clientId, out bool nowEmpty))
+            if (_sharedGroups.Find(shareName) is not { } group || !group.RemoveMember(clientId, out bool nowEmpty))
             {
                 return false;
             }
 
             if (nowEmpty)
             {
-                _sharedGroups = [.. groups.AsSpan(0, index), .. groups.AsSpan(index + 1)];
+                _sharedGroups.Remove(shareName);
             }
 
             return true;
         }
-
-        private static int IndexOfGroup(SharedGroup[] groups, string shareName)
-        {
-            for (int i = 0; i < groups.Length; i++)
-            {
-                if (string.Equals(groups[i].ShareName, shareName, StringComparison.Ordinal))
-                {
-                    return i;
-                }
-            }
-
-            return -1;
-        }
     }
 
     // The members of one (share name, filter) pair [MQTT-4.8.2].
-    private sealed class SharedGroup(string shareName)
+    private sealed class SharedGroup(string shareName) : ISlotEntry
     {
         public readonly string ShareName = shareName;
 
-        // Written under the tree's write lock, copy-on-write. A group whose last member leaves is
-        // unlinked from its node instead of being emptied, so matchers that already hold it still
-        // find a member to deliver to.
-        private volatile SubscriberList _members = SubscriberList.Empty;
+        // Written under the tree's write lock; a group whose last member leaves is unlinked from its node.
+        private SlotList<Subscriber> _members;
 
         // Shared by all publishing threads; wraps around harmlessly (used as unsigned).
         private int _turn = -1;
 
+        public string Key => ShareName;
+
         // Round-robin from the next turn, skipping members the visitor does not prefer (offline clients);
-        // if it prefers none, the round-robin member takes the message (its session queues it).
-        public bool TryPickMember<TVisitor>(ref TVisitor visitor, out Subscriber member)
+        // if it prefers none, the first member at or after the turn takes the message (its session
+        // queues it). Empty slots are skipped: a member right after removed ones gets their turns until
+        // the next compaction, which keeps them fewer than the members.
+        public bool TryPickMember<TVisitor>(ref TVisitor visitor, [NotNullWhen(true)] out Subscriber? member)
             where TVisitor : ISubscriptionVisitor<TValue>, allows ref struct
         {
-            var members = _members;
-            int count = members.Count;
-            if (count == 0)
+            var slots = _members.Slots;
+            int length = slots.Length;
+            member = null;
+            if (length == 0)
             {
-                member = default;
                 return false;
             }
 
+            // The start spreads over the slots in use (the array's spare capacity would skew the turns);
+            // the scan covers the whole array, so a member is found whatever the writers did meanwhile.
+            int used = Math.Clamp(_members.Used, 1, length);
             uint turn = (uint)Interlocked.Increment(ref _turn);
-            int start = (int)(turn % (uint)count);
-            for (int i = 0; i < count; i++)
+            int start = (int)(turn % (uint)used);
+            for (int i = 0; i < length; i++)
             {
-                ref readonly var candidate = ref members.Items[(start + i) % count];
+                int at = start + i;
+                if (slots[at < length ? at : at - length] is not { } candidate)
+                {
+                    continue;
+                }
+
                 if (visitor.PrefersSharedMember(candidate.Value))
                 {
                     member = candidate;
                     return true;
                 }
+
+                member ??= candidate;
             }
 
-            member = members.Items[start];
-            return true;
+            return member is not null;
         }
 
         // Write lock held.
-        public bool SetMember(string clientId, TValue value)
-        {
-            _members = _members.With(clientId, value, out bool added);
-            return added;
-        }
+        public bool SetMember(string clientId, TValue value) => _members.Set(new Subscriber(clientId, value));
 
         // Write lock held.
         public bool RemoveMember(string clientId, out bool nowEmpty)
         {
-            var remaining = _members.Without(clientId);
-            if (remaining is null)
-            {
-                nowEmpty = false;
-                return false;
-            }
-
-            nowEmpty = remaining.Count == 0;
-            if (!nowEmpty)
-            {
-                _members = remaining;
-            }
-
-            return true;
-        }
-    }
-
-    // A snapshot of the subscribers of one node or shared group, replaced as a whole on every change.
-    // Invariant: a slot of Items is written once, before the first snapshot whose Count covers it is
-    // published, and never again. Readers therefore iterate without a lock, and appending reuses
-    // spare capacity, so N clients subscribing to one filter cost O(N) in total, not O(N^2).
-    // Replacing or removing an entry copies, because older snapshots may still be iterated.
-    private sealed class SubscriberList(Subscriber[] items, int count)
-    {
-        public static readonly SubscriberList Empty = new([], 0);
-
-        public readonly Subscriber[] Items = items;
-        public readonly int Count = count;
-
-        public ReadOnlySpan<Subscriber> AsSpan() => new(Items, 0, Count);
-
-        // Write lock held, on the current snapshot only.
-        public SubscriberList With(string clientId, TValue value, out bool added)
-        {
-            int index = IndexOf(clientId);
-            added = index < 0;
-            if (!added)
-            {
-                var replaced = AsSpan().ToArray();
-                replaced[index] = new Subscriber(clientId, value);
-                return new SubscriberList(replaced, Count);
-            }
-
-            var items = Items;
-            if (Count == items.Length)
-            {
-                items = new Subscriber[Math.Max(1, Count * 2)];
-                AsSpan().CopyTo(items);
-            }
-
-            items[Count] = new Subscriber(clientId, value);
-            return new SubscriberList(items, Count + 1);
-        }
-
-        // Write lock held, on the current snapshot only. Null if the client is not in the list.
-        public SubscriberList? Without(string clientId)
-        {
-            int index = IndexOf(clientId);
-            if (index < 0)
-            {
-                return null;
-            }
-
-            if (Count == 1)
-            {
-                return Empty;
-            }
-
-            Subscriber[] remaining = [.. AsSpan()[..index], .. AsSpan()[(index + 1)..]];
-            return new SubscriberList(remaining, remaining.Length);
-        }
-
-        private int IndexOf(string clientId)
-        {
-            var subscribers = AsSpan();
-            for (int i = 0; i < subscribers.Length; i++)
-            {
-                if (string.Equals(subscribers[i].ClientId, clientId, StringComparison.Ordinal))
-                {
-                    return i;
-                }
-            }
-
-            return -1;
+            bool removed = _members.Remove(clientId);
+            nowEmpty = _members.Count == 0;
+            return removed;
         }
     }
 }

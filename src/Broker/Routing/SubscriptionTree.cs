@@ -7,16 +7,24 @@ namespace Broker.Routing;
 /// </summary>
 /// <remarks>
 /// Matching (every PUBLISH, many threads at once) takes no lock and allocates nothing: it reads
-/// nodes whose fields are only ever replaced by fully built objects. Subscribe, Unsubscribe and
-/// RemoveClient take one lock for the whole tree, which keeps node creation and pruning race-free;
-/// they are far rarer than publishes and never block a matcher.
+/// nodes whose labels never change and whose other fields are only ever replaced by fully built
+/// objects. Subscribe, Unsubscribe and RemoveClient take one lock for the whole tree, which keeps node
+/// creation, splitting, merging and pruning race-free; they are far rarer than publishes and never
+/// block a matcher.
+/// The trie is path-compressed: a run of literal levels that nothing branches from or subscribes to
+/// in between is one node whose label holds all of them, so a filter costs O(its length) memory
+/// however many levels it has, and the subscribers of one node cost O(1) amortized per change
+/// (<see cref="SlotList{T}"/>).
 /// </remarks>
 internal sealed partial class SubscriptionTree<TValue>
 {
     private const string SharePrefix = "$share/";
 
-    private readonly Node _root = new(parent: null, level: string.Empty);
+    private readonly Node _root = new(string.Empty);
     private readonly Lock _writeLock = new();
+
+    // Scratch for writers (lock held): the nodes from the root down to the one being changed.
+    private readonly List<Node> _path = [];
     private int _count;
 
     /// <summary>Number of subscriptions: one per (client, filter), shared memberships included.</summary>
@@ -32,14 +40,7 @@ internal sealed partial class SubscriptionTree<TValue>
         string? shareName = SplitShared(filter, out var topicFilter);
         lock (_writeLock)
         {
-            var node = _root;
-            var rest = topicFilter;
-            bool hasMore = true;
-            while (hasMore)
-            {
-                node = node.GetOrAddChild(TopicMatcher.NextLevel(ref rest, out hasMore));
-            }
-
+            var node = GetOrAddNode(topicFilter);
             bool added = shareName is null
                 ? node.SetSubscriber(clientId, value)
                 : node.SetSharedMember(shareName, clientId, value);
@@ -96,14 +97,15 @@ internal sealed partial class SubscriptionTree<TValue>
         MatchBelow(_root, topic, skipWildcards: isDollarTopic, ref visitor);
     }
 
-    // Literal levels are followed in a loop; only '+' branches recurse, so the recursion depth is
+    // `rest` is the part of the topic below `node`: at least one level (possibly empty).
+    // Literal labels are followed in a loop; only '+' branches recurse, so the recursion depth is
     // bounded by the '+' levels of the stored filters, never by the length of the topic.
     private static void MatchBelow<TVisitor>(Node node, ReadOnlySpan<char> rest, bool skipWildcards, ref TVisitor visitor)
         where TVisitor : ISubscriptionVisitor<TValue>, allows ref struct
     {
         while (true)
         {
-            var level = TopicMatcher.NextLevel(ref rest, out bool hasMore);
+            var level = TopicPath.FirstLevel(rest);
             if (!skipWildcards)
             {
                 if (node.MultiLevel is { } multiLevel)
@@ -113,12 +115,12 @@ internal sealed partial class SubscriptionTree<TValue>
 
                 if (node.SingleLevel is { } singleLevel)
                 {
-                    if (hasMore)
+                    if (level.Length < rest.Length)
                     {
                         // A filter of tens of thousands of '+' levels must not take the process down
                         // with a stack overflow; this throws a catchable exception instead.
                         RuntimeHelpers.EnsureSufficientExecutionStack();
-                        MatchBelow(singleLevel, rest, skipWildcards: false, ref visitor);
+                        MatchBelow(singleLevel, rest[(level.Length + 1)..], skipWildcards: false, ref visitor);
                     }
                     else
                     {
@@ -128,7 +130,11 @@ internal sealed partial class SubscriptionTree<TValue>
             }
 
             skipWildcards = false;
-            if (!node.TryGetChild(level, out var child))
+
+            // The levels inside a compressed label have no subscribers and no wildcard children, so
+            // the topic either continues through the whole label or matches nothing more here.
+            if (!node.TryGetChild(level, out var child) ||
+                !TopicPath.TryFollow(child.Label, rest, out rest, out bool hasMore))
             {
                 return;
             }
@@ -158,22 +164,25 @@ internal sealed partial class SubscriptionTree<TValue>
     private static void VisitSubscribers<TVisitor>(Node node, ref TVisitor visitor)
         where TVisitor : ISubscriptionVisitor<TValue>, allows ref struct
     {
-        foreach (ref readonly var subscriber in node.Subscribers.AsSpan())
+        foreach (var subscriber in node.Subscribers)
         {
-            visitor.Visit(subscriber.ClientId, subscriber.Value, shareName: null);
+            if (subscriber is not null)
+            {
+                visitor.Visit(subscriber.ClientId, subscriber.Value, shareName: null);
+            }
         }
 
         foreach (var group in node.SharedGroups)
         {
             // Each matching group delivers a message to exactly one of its members.
-            if (group.TryPickMember(ref visitor, out var member))
+            if (group is not null && group.TryPickMember(ref visitor, out var member))
             {
                 visitor.Visit(member.ClientId, member.Value, group.ShareName);
             }
         }
     }
 
-    // Number of trie nodes below the root; lets tests check that unsubscribing prunes.
+    // Number of trie nodes below the root; lets tests check that unsubscribing prunes and merges.
     internal int CountNodes()
     {
         int count = 0;
@@ -191,21 +200,117 @@ internal sealed partial class SubscriptionTree<TValue>
         return count;
     }
 
-    private bool RemoveLocked(ReadOnlySpan<char> topicFilter, string? shareName, string clientId)
+    // Slots of the subscriber array of the node for this plain filter (0 if none); lets tests check
+    // that mass unsubscribing gives memory back.
+    internal int SubscriberCapacity(string filter)
+    {
+        lock (_writeLock)
+        {
+            return FindPathLocked(filter) ? _path[^1].SubscriberCapacity : 0;
+        }
+    }
+
+    // Write lock held. Walks down `filter`, creating and splitting nodes as needed.
+    private Node GetOrAddNode(ReadOnlySpan<char> filter)
     {
         var node = _root;
-        var rest = topicFilter;
-        bool hasMore = true;
-        while (hasMore)
+        var rest = filter;
+        while (true)
         {
-            if (!node.TryGetChildForFilterLevel(TopicMatcher.NextLevel(ref rest, out hasMore), out var child))
+            var level = TopicPath.FirstLevel(rest);
+            Node child;
+            int consumed;
+            if (level is "+")
+            {
+                child = node.GetOrAddSingleLevel();
+                consumed = 1;
+            }
+            else if (level is "#")
+            {
+                child = node.GetOrAddMultiLevel();
+                consumed = 1;
+            }
+            else
+            {
+                child = GetOrAddLiteral(node, rest, out consumed);
+            }
+
+            node = child;
+            if (consumed == rest.Length)
+            {
+                return node;
+            }
+
+            rest = rest[(consumed + 1)..];
+        }
+    }
+
+    // Write lock held. The literal child of `parent` that `rest` enters, made to end at a level
+    // boundary of `rest`: created with every literal level up to the next wildcard, or split where
+    // `rest` leaves an existing label.
+    private static Node GetOrAddLiteral(Node parent, ReadOnlySpan<char> rest, out int consumed)
+    {
+        if (!parent.TryGetChild(TopicPath.FirstLevel(rest), out var child))
+        {
+            consumed = TopicPath.LiteralRunLength(rest);
+            child = new Node(rest[..consumed].ToString());
+            parent.AddChild(child);
+            return child;
+        }
+
+        consumed = TopicPath.CommonLevels(child.Label, rest);
+        if (consumed == child.Label.Length)
+        {
+            return child;
+        }
+
+        // Fully built before it replaces the child in one dictionary write: a matcher sees the old
+        // child (whose label still matches what it always matched) or the new pair.
+        var upper = new Node(child.Label[..consumed]);
+        upper.AddChild(child.WithLabel(child.Label[(consumed + 1)..]));
+        parent.ReplaceChild(upper);
+        return upper;
+    }
+
+    // Write lock held. Fills _path with the nodes from the root to the node of `filter`; false if there is none.
+    private bool FindPathLocked(ReadOnlySpan<char> filter)
+    {
+        _path.Clear();
+        var node = _root;
+        var rest = filter;
+        while (true)
+        {
+            _path.Add(node);
+            var level = TopicPath.FirstLevel(rest);
+            Node? child = level switch
+            {
+                "+" => node.SingleLevel,
+                "#" => node.MultiLevel,
+                _ => node.TryGetChild(level, out var literal) ? literal : null,
+            };
+            if (child is null || !TopicPath.TryFollow(child.Label, rest, out rest, out bool hasMore))
             {
                 return false;
             }
 
+            if (!hasMore)
+            {
+                _path.Add(child);
+                return true;
+            }
+
             node = child;
         }
+    }
 
+    private bool RemoveLocked(ReadOnlySpan<char> topicFilter, string? shareName, string clientId)
+    {
+        if (!FindPathLocked(topicFilter))
+        {
+            return false;
+        }
+
+        var node = _path[^1];
         bool removed = shareName is null
             ? node.RemoveSubscriber(clientId)
             : node.RemoveSharedMember(shareName, clientId);
@@ -217,10 +322,20 @@ internal sealed partial class SubscriptionTree<TValue>
         Volatile.Write(ref _count, _count - 1);
 
         // Empty nodes would otherwise accumulate forever with clients that subscribe to unique topics.
-        while (node.Parent is { } parent && node.IsEmpty)
+        int depth = _path.Count - 1;
+        while (depth > 0 && node.IsEmpty)
         {
+            var parent = _path[depth - 1];
             parent.RemoveChild(node);
             node = parent;
+            depth--;
+        }
+
+        // A node left with nothing but one literal child joins it, so that subscribe/unsubscribe churn
+        // cannot leave a chain of pass-through nodes behind.
+        if (depth > 0 && node.IsPassThrough(out var only))
+        {
+            _path[depth - 1].ReplaceChild(only.WithLabel(string.Concat(node.Label, "/", only.Label)));
         }
 
         return true;

@@ -101,9 +101,13 @@ public sealed class SubscriptionTreeTests
         tree.Subscribe("a/b/c/d", "c1", "a/b/c/d");
         tree.Subscribe("a/b", "c1", "a/b");
 
+        Assert.Equal(2, tree.CountNodes()); // "a/b" and "c/d" below it: levels without a branch share a node
+
         tree.Unsubscribe("a/b", "c1");
-        Assert.Equal(4, tree.CountNodes());
+        Assert.Equal(1, tree.CountNodes()); // "a/b" lost its subscriber and joined its only child
         Assert.Equal(["a/b/c/d"], tree.MatchedValues("a/b/c/d"));
+        Assert.Empty(tree.MatchedValues("a/b"));
+        Assert.Empty(tree.MatchedValues("a/b/c"));
 
         tree.Unsubscribe("a/b/c/d", "c1");
         Assert.Equal(0, tree.CountNodes());
