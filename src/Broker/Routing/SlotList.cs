@@ -4,6 +4,12 @@ namespace Broker.Routing;
 internal interface ISlotEntry
 {
     string Key { get; }
+
+    /// <summary>
+    /// When the entry's key was added to the list, on the owner's change counter; set by the list before
+    /// the entry is published, kept by a replacement. A reader ignores entries newer than its start.
+    /// </summary>
+    long Sequence { get; set; }
 }
 
 /// <summary>
@@ -17,11 +23,13 @@ internal interface ISlotEntry
 /// into its slot); a slot goes from empty to an entry only by appending after the last slot in use; removing
 /// empties the slot (a tombstone); growing or compacting publishes a fully built new array, after which
 /// the old array is never written again. A reader therefore sees every entry that was present for the
-/// whole of its iteration, exactly once, and any entry added or removed meanwhile at most once.
+/// whole of its iteration exactly once. A key removed and added again while a reader iterates may sit
+/// in two slots of its array: the reader skips entries whose <see cref="ISlotEntry.Sequence"/> is newer
+/// than its start, so no key is seen twice.
 /// Lookup by key is a scan while few slots are in use and a key-to-slot dictionary (writer-only) beyond.
-/// Tombstones are compacted away once they outnumber the live entries, which bounds both the array and
-/// the readers' work to about twice the live count. A mutable struct: keep it in a field, never copy it
-/// except to move it to a node that replaces its owner.
+/// Tombstones are compacted away once they outnumber the live entries, and the array shrinks once it is
+/// four times the live count, which bounds memory and the readers' work to a few times the live count.
+/// A mutable struct: keep it in a field, never copy it except to move it to a node that replaces its owner.
 /// </remarks>
 internal struct SlotList<T>
     where T : class, ISlotEntry
@@ -55,15 +63,21 @@ internal struct SlotList<T>
         return slot < 0 ? null : _slots![slot];
     }
 
-    /// <summary>Adds the entry, or replaces the entry with the same key. Returns true if it was added. Lock held.</summary>
-    public bool Set(T entry)
+    /// <summary>
+    /// Adds the entry with <paramref name="sequence"/>, or replaces the entry with the same key (keeping
+    /// its sequence). Returns true if it was added. Lock held.
+    /// </summary>
+    public bool Set(T entry, long sequence)
     {
         int slot = IndexOf(entry.Key);
         if (slot >= 0)
         {
+            entry.Sequence = _slots![slot]!.Sequence;
             Volatile.Write(ref _slots![slot], entry);
             return false;
         }
+
+        entry.Sequence = sequence;
 
         var slots = _slots ?? [];
         if (_used == slots.Length)
@@ -102,14 +116,20 @@ internal struct SlotList<T>
             _used = 0;
             _index = null;
         }
-        else if (slot == _used - 1)
+        else
         {
-            // The last slot in use: a later append may take it again (readers see null or the new entry).
-            _used--;
-        }
-        else if (_used - _live > _live && _used > IndexThreshold)
-        {
-            Rebuild(_live * 2);
+            if (slot == _used - 1)
+            {
+                // The last slot in use: a later append may take it again (readers see null or the new entry).
+                _used--;
+            }
+
+            // More tombstones than entries, or an array four times too large: move to one twice the
+            // entries. Either takes removals in proportion to the array since it was last built.
+            if (_used > IndexThreshold && (_used - _live > _live || _slots!.Length > 4 * _live))
+            {
+                Rebuild(_live * 2);
+            }
         }
 
         return true;

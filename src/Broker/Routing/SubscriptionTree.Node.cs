@@ -5,13 +5,15 @@ namespace Broker.Routing;
 
 internal sealed partial class SubscriptionTree<TValue>
 {
-    // Immutable: replacing a client's value writes a new entry into its slot.
+    // Immutable once published: replacing a client's value writes a new entry into its slot.
     private sealed class Subscriber(string clientId, TValue value) : ISlotEntry
     {
         public readonly string ClientId = clientId;
         public readonly TValue Value = value;
 
         public string Key => ClientId;
+
+        public long Sequence { get; set; }
     }
 
     // One or more filter levels. The label never changes: splitting or merging builds new nodes that
@@ -20,10 +22,13 @@ internal sealed partial class SubscriptionTree<TValue>
     // array, an immutable entry), so a matcher sees either the old or the new state.
     private sealed class Node(string label)
     {
-        // "+" for a SingleLevel child, "#" for a MultiLevel child, otherwise one or more literal levels
-        // joined by '/' (filters never hold a literal "+" or "#" level). Children are keyed by the first
-        // level of their label.
+        // One or more levels joined by '/', where '#' is only ever a whole label. A node is its parent's
+        // SingleLevel child when its label starts with a '+' level, its MultiLevel child when it is "#",
+        // and otherwise sits in the parent's dictionary under its label's first level.
         public readonly string Label = label;
+
+        // Labels without '+' are followed with one comparison instead of level by level.
+        public readonly bool HasWildcard = label.Contains('+');
 
         // Created on first literal child: most nodes are leaves and a dictionary is not small.
         private volatile ConcurrentDictionary<string, Node>? _children;
@@ -48,7 +53,6 @@ internal sealed partial class SubscriptionTree<TValue>
         private bool HasContent =>
             _subscribers.Count != 0 || _sharedGroups.Count != 0 || _singleLevel is not null || _multiLevel is not null;
 
-        private bool IsLiteral => Label is not ("+" or "#");
 
         public IEnumerable<Node> EnumerateChildren()
         {
@@ -83,11 +87,31 @@ internal sealed partial class SubscriptionTree<TValue>
             return children.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(firstLevel, out child);
         }
 
-        // Write lock held. A literal node whose only content is one literal child: it can join it.
+        // Write lock held. The child a filter whose next level is `firstLevel` continues in, if any.
+        public Node? GetChild(ReadOnlySpan<char> firstLevel) => firstLevel switch
+        {
+            "+" => _singleLevel,
+            "#" => _multiLevel,
+            _ => TryGetChild(firstLevel, out var child) ? child : null,
+        };
+
+        // Write lock held. A node (not '#') whose only content is one child other than '#': it can join it.
         public bool IsPassThrough([NotNullWhen(true)] out Node? onlyChild)
         {
             onlyChild = null;
-            if (!IsLiteral || HasContent || _children is not { Count: 1 } children)
+            if (Label is "#" || _subscribers.Count != 0 || _sharedGroups.Count != 0 || _multiLevel is not null)
+            {
+                return false;
+            }
+
+            var children = _children;
+            if (_singleLevel is { } singleLevel)
+            {
+                onlyChild = children is null ? singleLevel : null;
+                return onlyChild is not null;
+            }
+
+            if (children is not { Count: 1 })
             {
                 return false;
             }
@@ -115,16 +139,25 @@ internal sealed partial class SubscriptionTree<TValue>
         }
 
         // Write lock held.
-        public Node GetOrAddSingleLevel() => _singleLevel ??= new Node("+");
-
-        // Write lock held.
         public Node GetOrAddMultiLevel() => _multiLevel ??= new Node("#");
 
         // Write lock held. No child with the same first level exists.
         public void AddChild(Node child)
         {
-            var children = _children ?? new ConcurrentDictionary<string, Node>(concurrencyLevel: 1, capacity: 4, StringComparer.Ordinal);
             var firstLevel = TopicPath.FirstLevel(child.Label);
+            if (firstLevel is "+")
+            {
+                _singleLevel = child;
+                return;
+            }
+
+            if (firstLevel is "#")
+            {
+                _multiLevel = child;
+                return;
+            }
+
+            var children = _children ?? new ConcurrentDictionary<string, Node>(concurrencyLevel: 1, capacity: 4, StringComparer.Ordinal);
             // A one-level label is its own key; a longer one needs its first level as a separate string.
             string key = firstLevel.Length == child.Label.Length ? child.Label : firstLevel.ToString();
             children[key] = child;
@@ -132,13 +165,23 @@ internal sealed partial class SubscriptionTree<TValue>
         }
 
         // Write lock held. Swaps the child with the same first level for `child` in one write.
-        public void ReplaceChild(Node child) =>
-            _children!.GetAlternateLookup<ReadOnlySpan<char>>()[TopicPath.FirstLevel(child.Label)] = child;
+        public void ReplaceChild(Node child)
+        {
+            var firstLevel = TopicPath.FirstLevel(child.Label);
+            if (firstLevel is "+")
+            {
+                _singleLevel = child;
+            }
+            else
+            {
+                _children!.GetAlternateLookup<ReadOnlySpan<char>>()[firstLevel] = child;
+            }
+        }
 
         // Write lock held.
         public void RemoveChild(Node child)
         {
-            switch (child.Label)
+            switch (TopicPath.FirstLevel(child.Label))
             {
                 case "+":
                     _singleLevel = null;
@@ -160,22 +203,22 @@ internal sealed partial class SubscriptionTree<TValue>
         }
 
         // Write lock held. Returns true if the client had no subscription here yet.
-        public bool SetSubscriber(string clientId, TValue value) => _subscribers.Set(new Subscriber(clientId, value));
+        public bool SetSubscriber(string clientId, TValue value, long sequence) => _subscribers.Set(new Subscriber(clientId, value), sequence);
 
         // Write lock held.
         public bool RemoveSubscriber(string clientId) => _subscribers.Remove(clientId);
 
         // Write lock held.
-        public bool SetSharedMember(string shareName, string clientId, TValue value)
+        public bool SetSharedMember(string shareName, string clientId, TValue value, long sequence)
         {
             if (_sharedGroups.Find(shareName) is { } group)
             {
-                return group.SetMember(clientId, value);
+                return group.SetMember(clientId, value, sequence);
             }
 
             group = new SharedGroup(shareName);
-            group.SetMember(clientId, value);
-            _sharedGroups.Set(group);
+            group.SetMember(clientId, value, sequence);
+            _sharedGroups.Set(group, sequence);
             return true;
         }
 
@@ -209,11 +252,13 @@ internal sealed partial class SubscriptionTree<TValue>
 
         public string Key => ShareName;
 
+        public long Sequence { get; set; }
+
         // Round-robin from the next turn, skipping members the visitor does not prefer (offline clients);
         // if it prefers none, the first member at or after the turn takes the message (its session
         // queues it). Empty slots are skipped: a member right after removed ones gets their turns until
         // the next compaction, which keeps them fewer than the members.
-        public bool TryPickMember<TVisitor>(ref TVisitor visitor, [NotNullWhen(true)] out Subscriber? member)
+        public bool TryPickMember<TVisitor>(long sequence, ref TVisitor visitor, [NotNullWhen(true)] out Subscriber? member)
             where TVisitor : ISubscriptionVisitor<TValue>, allows ref struct
         {
             var slots = _members.Slots;
@@ -232,7 +277,7 @@ internal sealed partial class SubscriptionTree<TValue>
             for (int i = 0; i < length; i++)
             {
                 int at = start + i;
-                if (slots[at < length ? at : at - length] is not { } candidate)
+                if (slots[at < length ? at : at - length] is not { } candidate || candidate.Sequence > sequence)
                 {
                     continue;
                 }
@@ -250,7 +295,7 @@ internal sealed partial class SubscriptionTree<TValue>
         }
 
         // Write lock held.
-        public bool SetMember(string clientId, TValue value) => _members.Set(new Subscriber(clientId, value));
+        public bool SetMember(string clientId, TValue value, long sequence) => _members.Set(new Subscriber(clientId, value), sequence);
 
         // Write lock held.
         public bool RemoveMember(string clientId, out bool nowEmpty)

@@ -65,26 +65,4 @@ internal static class TopicPath
         // The shared characters stop inside a level: back off to the last separator both have.
         return label[..same].LastIndexOf('/');
     }
-
-    /// <summary>Length of the leading levels of <paramref name="filter"/> that hold no wildcard (the first level is literal).</summary>
-    public static int LiteralRunLength(ReadOnlySpan<char> filter)
-    {
-        int start = 0;
-        while (true)
-        {
-            int slash = filter[start..].IndexOf('/');
-            var level = slash < 0 ? filter[start..] : filter.Slice(start, slash);
-            if (start > 0 && level is "+" or "#")
-            {
-                return start - 1;
-            }
-
-            if (slash < 0)
-            {
-                return filter.Length;
-            }
-
-            start += slash + 1;
-        }
-    }
 }

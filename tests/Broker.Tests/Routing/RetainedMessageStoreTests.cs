@@ -86,11 +86,13 @@ public sealed class RetainedMessageStoreTests
     }
 
     [Theory]
-    [InlineData(11)]
-    [InlineData(12)]
-    public void Match_agrees_with_the_reference_matcher(int seed)
+    [InlineData(11, 4)]
+    [InlineData(12, 4)]
+    [InlineData(13, 9)]
+    [InlineData(14, 12)]
+    public void Match_agrees_with_the_reference_matcher(int seed, int maxLevels)
     {
-        var random = new RandomTopics(seed);
+        var random = new RandomTopics(seed, maxLevels);
         var store = new RetainedMessageStore<Message>();
         var model = new Dictionary<string, Message>();
 
@@ -113,6 +115,7 @@ public sealed class RetainedMessageStoreTests
             }
 
             Assert.Equal(model.Count, store.Count);
+            Assert.True(store.CountNodes() <= 2 * model.Count, $"{store.CountNodes()} nodes"); // a topic adds a split and its own node
             for (int i = 0; i < 200; i++)
             {
                 string filter = random.NextFilter();
