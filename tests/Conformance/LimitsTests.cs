@@ -1,5 +1,6 @@
 using Broker.Protocol;
 using Conformance.Infrastructure;
+using Conformance.Operations;
 using MQTTnet;
 using MQTTnet.Protocol;
 using Xunit;
@@ -81,6 +82,7 @@ public sealed class LimitsTests
     public async Task A_full_retained_store_still_delivers_but_keeps_only_what_fits()
     {
         await using var broker = await BrokerInstance.StartAsync(new Dictionary<string, string?> { ["Broker:Limits:MaxRetainedMessages"] = "1" });
+        using var scraper = new MetricsScraper(broker);
         var (live, liveMessages) = await SubscriberAsync(broker, V500, "state/#", MqttQualityOfServiceLevel.AtLeastOnce);
         using var _ = live;
         using var publisher = await MqttClients.ConnectAsync(broker, V500);
@@ -100,5 +102,12 @@ public sealed class LimitsTests
         Assert.Equal("state/a", retained.Topic);
         Assert.Equal("2", retained.ConvertPayloadToString());
         await lateMessages.AssertNothingAsync();
+
+        // Operators see the refusal and what the store holds ("state/a" + "2").
+        await scraper.WaitUntilAsync(
+            s => MetricsScraper.Value(s, "mqtt_retained_refused_total") == 1
+                && MetricsScraper.Value(s, "mqtt_retained_messages") == 1
+                && MetricsScraper.Value(s, "mqtt_retained_size_bytes") == "state/a".Length + 1,
+            "one refusal, one retained message of 8 bytes");
     }
 }

@@ -21,6 +21,7 @@ sharpfuzz out/Broker.Protocol.dll
 
 # The target is `dotnet`, not an AFL-compiled binary; the .NET fork server needs time to start.
 export AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1
-export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_FORKSRV_INIT_TMOUT=60000
+# AFL_AUTORESUME: a second run continues from findings/ (its queue) instead of refusing to start.
+export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_FORKSRV_INIT_TMOUT=60000 AFL_AUTORESUME=1
 mkdir -p findings
 nice -n 10 afl-fuzz -i corpus -o findings -t 2000 -m none -V "$seconds" -- dotnet out/Fuzz.dll

@@ -152,7 +152,7 @@ internal sealed class BrokerMetrics : IDisposable
     /// <summary>Gauges of the retained store against its limits (Broker:Limits:MaxRetainedMessages / MaxRetainedBytes).</summary>
     public void ObserveRetainedStore(Func<long> bytes, Func<long> refused)
     {
-        _meter.CreateObservableGauge("mqtt.retained.bytes", bytes, "By", "Bytes of retained messages stored (topic + payload + properties)");
+        _meter.CreateObservableGauge("mqtt.retained.size", bytes, "By", "Bytes of retained messages stored (topic + payload + properties)");
         _meter.CreateObservableCounter("mqtt.retained.refused", refused, "{message}",
             "Retained messages not stored because the store was full (the messages were still delivered)");
     }
