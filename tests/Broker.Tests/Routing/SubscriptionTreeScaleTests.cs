@@ -5,14 +5,15 @@ namespace Broker.Tests.Routing;
 
 /// <summary>
 /// Fleet-sized nodes: 100,000 clients on one filter, in one shared group, or in 100,000 groups. Each
-/// change must cost O(1) amortized: the bound of 10 s (the work takes well under a second) is one a
-/// linear search per change misses by far (the quadratic list took minutes for the removals alone),
-/// and the slot arrays must give their memory back as clients leave.
+/// change must cost O(1) amortized: the bound of 20 s (the work takes a fraction of a second on an idle
+/// machine, 2 s on a heavily shared one) is one a linear search and copy per change misses by far (the
+/// old list took 2 s for 10,000 clients and grows with the square), and the slot arrays must give their
+/// memory back as clients leave.
 /// </summary>
 public sealed class SubscriptionTreeScaleTests
 {
     private const int Clients = 100_000;
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
 
     [Fact]
     public void One_hundred_thousand_subscribers_on_one_filter_are_added_replaced_and_removed_in_linear_time()
