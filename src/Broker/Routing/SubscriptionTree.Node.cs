@@ -47,12 +47,9 @@ internal sealed partial class SubscriptionTree<TValue>
 
         public int SubscriberCapacity => _subscribers.Capacity;
 
-        public bool IsEmpty => !HasContent && _children is null;
-
-        // Subscribers, shared groups or wildcard children: what keeps a node from being merged into its child.
-        private bool HasContent =>
-            _subscribers.Count != 0 || _sharedGroups.Count != 0 || _singleLevel is not null || _multiLevel is not null;
-
+        // Write lock held. Nothing subscribes here or below: the node can be pruned.
+        public bool IsEmpty =>
+            _subscribers.Count == 0 && _sharedGroups.Count == 0 && _singleLevel is null && _multiLevel is null && _children is null;
 
         public IEnumerable<Node> EnumerateChildren()
         {

@@ -136,7 +136,7 @@ public sealed class SubscriptionTreeConcurrencyTests
             {
                 Volatile.Write(ref writerRunning, 0);
             }
-        });
+        }, TestContext.Current.CancellationToken);
 
         var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
         {
