@@ -25,6 +25,12 @@ internal sealed partial class MqttConnection
 
         // Topic: as sent, or through the 5.0 Topic Alias [MQTT-3.3.2-12].
         ReadOnlySequence<byte> topicBytes = view.Topic;
+        // Broker:Limits:MaxTopicLength / MaxTopicLevels: 5.0 DISCONNECT 0x90, 3.1.1 close (docs/security.md).
+        // A topic set through an alias was checked when it was set.
+        if (!topicBytes.IsEmpty && !_services.Limits.TopicLimits.IsTopicNameAllowed(topicBytes, out var topicLimitError))
+        {
+            return ProtocolViolation(topicLimitError);
+        }
         string? aliasedTopic = null;
         if (props?.TopicAlias is { } alias)
         {
@@ -156,6 +162,12 @@ internal sealed partial class MqttConnection
         for (int i = 0; i < codes.Length; i++)
         {
             var s = subscribe.Subscriptions[i];
+            // Broker:Limits:MaxTopicLength / MaxTopicLevels: that filter alone is refused (docs/security.md).
+            if (!_services.Limits.TopicLimits.IsTopicFilterAllowed(s.TopicFilter, out _))
+            {
+                codes[i] = V5 ? (byte)ReasonCode.TopicFilterInvalid : (byte)0x80; // [MQTT-3.9.3-2] 3.1.1 Failure
+                continue;
+            }
             var subscription = new Subscription(session, s.TopicFilter, s.QoS, s.NoLocal, s.RetainAsPublished, s.RetainHandling, subscriptionId);
             bool isNew = router.Subscribe(subscription);
             // [MQTT-3.9.3-1] the granted QoS; the broker supports QoS 2, so it grants what was asked.

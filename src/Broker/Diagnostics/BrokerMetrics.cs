@@ -229,5 +229,13 @@ internal sealed class BrokerMetrics : IDisposable
             "Messages held for sessions: queued (not yet sent) or inflight (QoS 1/2 sent, not yet acknowledged)");
     }
 
+    /// <summary>Gauges of the retained store against its limits (Broker:Limits:MaxRetainedMessages / MaxRetainedBytes).</summary>
+    public void ObserveRetainedStore(Func<long> bytes, Func<long> refused)
+    {
+        _meter.CreateObservableGauge("mqtt.retained.size", bytes, "By", "Bytes of retained messages stored (topic + payload + properties)");
+        _meter.CreateObservableCounter("mqtt.retained.refused", refused, "{message}",
+            "Retained messages not stored because the store was full (the messages were still delivered)");
+    }
+
     public void Dispose() => _meter.Dispose();
 }

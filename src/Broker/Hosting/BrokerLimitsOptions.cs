@@ -27,6 +27,21 @@ internal sealed record BrokerLimitsOptions
 
     /// <summary>Longest client identifier accepted.</summary>
     public int MaxClientIdLength { get; init; } = 256;
+
+    /// <summary>Most levels in a topic name or topic filter (a filter's levels after any $share/{name}/ prefix).</summary>
+    public int MaxTopicLevels { get; init; } = 128;
+
+    /// <summary>Longest topic name or topic filter accepted, in UTF-8 bytes (65535 is the encoding's own limit).</summary>
+    public int MaxTopicLength { get; init; } = 65535;
+
+    /// <summary>Retained messages stored at most; past it a retained PUBLISH to a new topic is delivered but not retained.</summary>
+    public int MaxRetainedMessages { get; init; } = 100_000;
+
+    /// <summary>Bytes of retained messages (topic + payload + properties as received) stored at most.</summary>
+    public long MaxRetainedBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>The topic limits as the codec's pure check takes them.</summary>
+    public Broker.Protocol.TopicLimits TopicLimits => new(MaxTopicLength, MaxTopicLevels);
 }
 
 internal sealed class BrokerLimitsOptionsValidator : IValidateOptions<BrokerLimitsOptions>
@@ -57,6 +72,22 @@ internal sealed class BrokerLimitsOptionsValidator : IValidateOptions<BrokerLimi
         if (o.MaxClientIdLength is < 23 or > 65535)
         {
             errors.Add($"{BrokerLimitsOptions.Section}:MaxClientIdLength must be between 23 and 65535 (was {o.MaxClientIdLength})");
+        }
+        if (o.MaxTopicLevels is < 1 or > 65535)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxTopicLevels must be between 1 and 65535 (was {o.MaxTopicLevels})");
+        }
+        if (o.MaxTopicLength is < 1 or > 65535)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxTopicLength must be between 1 and 65535 bytes (was {o.MaxTopicLength})");
+        }
+        if (o.MaxRetainedMessages < 0)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxRetainedMessages must not be negative (was {o.MaxRetainedMessages})");
+        }
+        if (o.MaxRetainedBytes < 0)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxRetainedBytes must not be negative (was {o.MaxRetainedBytes})");
         }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

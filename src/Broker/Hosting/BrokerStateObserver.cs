@@ -32,6 +32,7 @@ internal sealed class BrokerStateObserver(BrokerMetrics metrics, SessionStore se
                 var counts = sessions.Measure();
                 return [new Measurement<long>(counts.Queued, QueuedTag), new Measurement<long>(counts.Inflight, InflightTag)];
             });
+        metrics.ObserveRetainedStore(() => router.RetainedBytes, () => router.RetainedRefused);
         wheel.TickLagMeasured += OnTickLag;
         return Task.CompletedTask;
     }

@@ -14,7 +14,7 @@ namespace Broker.Routing;
 internal sealed class Router
 {
     private readonly SubscriptionTree<Subscription> _tree = new();
-    private readonly RetainedMessageStore<ApplicationMessage> _retained = new();
+    private readonly RetainedMessageStore<ApplicationMessage> _retained;
     private readonly TimeProvider _time;
     private readonly BrokerMetrics _metrics;
     private readonly int _maxQueued;
@@ -24,10 +24,16 @@ internal sealed class Router
         _time = time;
         _metrics = metrics;
         _maxQueued = limits.Value.MaxQueuedMessages;
+        _retained = new RetainedMessageStore<ApplicationMessage>(
+            new RetainedStoreLimits(limits.Value.MaxRetainedMessages, limits.Value.MaxRetainedBytes), RetainedSize);
     }
 
     public int SubscriptionCount => _tree.Count;
     public int RetainedCount => _retained.Count;
+    /// <summary>Bytes of retained messages, as counted against Broker:Limits:MaxRetainedBytes.</summary>
+    public long RetainedBytes => _retained.Bytes;
+    /// <summary>Retained messages refused (store full) since start.</summary>
+    public long RetainedRefused => _retained.Refused;
 
     /// <summary>Adds or replaces a subscription [MQTT-3.8.4-3]. Returns true when it did not exist before.</summary>
     public bool Subscribe(Subscription subscription)
@@ -53,14 +59,14 @@ internal sealed class Router
         _tree.Match(topic, ref buffer);
     }
 
-    /// <summary>Second phase: hands the built message to every matched session.</summary>
-    public void Deliver(ApplicationMessage message, RouteBuffer buffer)
+    /// <summary>
+    /// Second phase: hands the built message to every matched session. Returns what the retained store
+    /// did with a retained message (null otherwise); a message the store refuses is still delivered.
+    /// </summary>
+    public RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer)
     {
         _metrics.MessageReceived(message.QoS);
-        if (message.Retain)
-        {
-            SetRetained(message);
-        }
+        RetainOutcome? retained = message.Retain ? SetRetained(message) : null;
         var targets = buffer.Targets;
         for (int i = 0; i < targets.Count; i++)
         {
@@ -87,6 +93,7 @@ internal sealed class Router
         {
             _metrics.MessageDropped(DropReason.NoSubscribers);
         }
+        return retained;
     }
 
     /// <summary>Publish in one step (wills, server messages): allocation is fine off the hot path.</summary>
@@ -97,11 +104,14 @@ internal sealed class Router
         Deliver(message, buffer);
     }
 
-    private void SetRetained(ApplicationMessage message)
-    {
+    private RetainOutcome SetRetained(ApplicationMessage message) =>
         // [MQTT-3.3.1-10/11] an empty retained payload removes the retained message and is not stored.
         _retained.Set(message.Topic, message.Payload.IsEmpty ? null : message);
-    }
+
+    // What MaxRetainedBytes counts: the message as the client sent it (the broker's own objects per
+    // message are bounded by MaxRetainedMessages).
+    private static long RetainedSize(ApplicationMessage message) =>
+        message.TopicUtf8.Length + message.Payload.Length + MqttPropertiesCodec.GetContentLength(message.Properties);
 
     /// <summary>Retained messages matching a new subscription's filter, expired ones left out [MQTT-3.3.2-5].</summary>
     public List<ApplicationMessage> GetRetained(string filter)

@@ -5,40 +5,51 @@ namespace Broker.Routing;
 
 internal sealed partial class SubscriptionTree<TValue>
 {
-    private readonly struct Subscriber(string clientId, TValue value)
+    // Immutable once published: replacing a client's value writes a new entry into its slot.
+    private sealed class Subscriber(string clientId, TValue value) : ISlotEntry
     {
         public readonly string ClientId = clientId;
         public readonly TValue Value = value;
+
+        public string Key => ClientId;
+
+        public long Sequence { get; set; }
     }
 
-    // One filter level. Every mutable field is written only under the tree's write lock and read
-    // without it; a write always publishes a complete new object (copy-on-write arrays, fully built
-    // child nodes), so a matcher sees either the old or the new state, never a half-built one.
-    private sealed class Node(Node? parent, string level)
+    // One or more filter levels. The label never changes: splitting or merging builds new nodes that
+    // take over this node's contents. Every other field is written only under the tree's write lock
+    // and read without it; a write always publishes a complete object (a fully built node, a new slot
+    // array, an immutable entry), so a matcher sees either the old or the new state.
+    private sealed class Node(string label)
     {
-        public readonly Node? Parent = parent;
+        // One or more levels joined by '/', where '#' is only ever a whole label. A node is its parent's
+        // SingleLevel child when its label starts with a '+' level, its MultiLevel child when it is "#",
+        // and otherwise sits in the parent's dictionary under its label's first level.
+        public readonly string Label = label;
 
-        // "+" for SingleLevel, "#" for MultiLevel, otherwise the literal level: filters never hold a literal "+" or "#".
-        public readonly string Level = level;
+        // Labels without '+' are followed with one comparison instead of level by level.
+        public readonly bool HasWildcard = label.Contains('+');
 
         // Created on first literal child: most nodes are leaves and a dictionary is not small.
         private volatile ConcurrentDictionary<string, Node>? _children;
         private volatile Node? _singleLevel;
         private volatile Node? _multiLevel;
-        private volatile SubscriberList _subscribers = SubscriberList.Empty;
-        private volatile SharedGroup[] _sharedGroups = [];
+        private SlotList<Subscriber> _subscribers;
+        private SlotList<SharedGroup> _sharedGroups;
 
         public Node? SingleLevel => _singleLevel;
 
         public Node? MultiLevel => _multiLevel;
 
-        public SubscriberList Subscribers => _subscribers;
+        public Subscriber?[] Subscribers => _subscribers.Slots;
 
-        public SharedGroup[] SharedGroups => _sharedGroups;
+        public SharedGroup?[] SharedGroups => _sharedGroups.Slots;
 
+        public int SubscriberCapacity => _subscribers.Capacity;
+
+        // Write lock held. Nothing subscribes here or below: the node can be pruned.
         public bool IsEmpty =>
-            _subscribers.Count == 0 && _sharedGroups.Length == 0 && _singleLevel is null && _multiLevel is null &&
-            _children is null;
+            _subscribers.Count == 0 && _sharedGroups.Count == 0 && _singleLevel is null && _multiLevel is null && _children is null;
 
         public IEnumerable<Node> EnumerateChildren()
         {
@@ -61,7 +72,7 @@ internal sealed partial class SubscriptionTree<TValue>
             }
         }
 
-        public bool TryGetChild(ReadOnlySpan<char> level, [NotNullWhen(true)] out Node? child)
+        public bool TryGetChild(ReadOnlySpan<char> firstLevel, [NotNullWhen(true)] out Node? child)
         {
             var children = _children;
             if (children is null)
@@ -70,49 +81,104 @@ internal sealed partial class SubscriptionTree<TValue>
                 return false;
             }
 
-            return children.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(level, out child);
+            return children.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(firstLevel, out child);
         }
 
-        public bool TryGetChildForFilterLevel(ReadOnlySpan<char> level, [NotNullWhen(true)] out Node? child)
+        // Write lock held. The child a filter whose next level is `firstLevel` continues in, if any.
+        public Node? GetChild(ReadOnlySpan<char> firstLevel) => firstLevel switch
         {
-            child = level switch
+            "+" => _singleLevel,
+            "#" => _multiLevel,
+            _ => TryGetChild(firstLevel, out var child) ? child : null,
+        };
+
+        // Write lock held. A node (not '#') whose only content is one child other than '#': it can join it.
+        public bool IsPassThrough([NotNullWhen(true)] out Node? onlyChild)
+        {
+            onlyChild = null;
+            if (Label is "#" || _subscribers.Count != 0 || _sharedGroups.Count != 0 || _multiLevel is not null)
             {
-                "+" => _singleLevel,
-                "#" => _multiLevel,
-                _ => TryGetChild(level, out var literal) ? literal : null,
+                return false;
+            }
+
+            var children = _children;
+            if (_singleLevel is { } singleLevel)
+            {
+                onlyChild = children is null ? singleLevel : null;
+                return onlyChild is not null;
+            }
+
+            if (children is not { Count: 1 })
+            {
+                return false;
+            }
+
+            foreach (var (_, child) in children)
+            {
+                onlyChild = child;
+            }
+
+            return onlyChild is not null;
+        }
+
+        // Write lock held. A node with this node's contents under another label (for a split or a merge).
+        public Node WithLabel(string label)
+        {
+            var copy = new Node(label)
+            {
+                _children = _children,
+                _singleLevel = _singleLevel,
+                _multiLevel = _multiLevel,
+                _subscribers = _subscribers,
+                _sharedGroups = _sharedGroups,
             };
-            return child is not null;
+            return copy;
         }
 
         // Write lock held.
-        public Node GetOrAddChild(ReadOnlySpan<char> level)
+        public Node GetOrAddMultiLevel() => _multiLevel ??= new Node("#");
+
+        // Write lock held. No child with the same first level exists.
+        public void AddChild(Node child)
         {
-            if (level is "+")
+            var firstLevel = TopicPath.FirstLevel(child.Label);
+            if (firstLevel is "+")
             {
-                return _singleLevel ??= new Node(this, "+");
+                _singleLevel = child;
+                return;
             }
 
-            if (level is "#")
+            if (firstLevel is "#")
             {
-                return _multiLevel ??= new Node(this, "#");
+                _multiLevel = child;
+                return;
             }
 
-            if (TryGetChild(level, out var child))
-            {
-                return child;
-            }
-
-            child = new Node(this, level.ToString());
             var children = _children ?? new ConcurrentDictionary<string, Node>(concurrencyLevel: 1, capacity: 4, StringComparer.Ordinal);
-            children[child.Level] = child;
+            // A one-level label is its own key; a longer one needs its first level as a separate string.
+            string key = firstLevel.Length == child.Label.Length ? child.Label : firstLevel.ToString();
+            children[key] = child;
             _children = children;
-            return child;
+        }
+
+        // Write lock held. Swaps the child with the same first level for `child` in one write.
+        public void ReplaceChild(Node child)
+        {
+            var firstLevel = TopicPath.FirstLevel(child.Label);
+            if (firstLevel is "+")
+            {
+                _singleLevel = child;
+            }
+            else
+            {
+                _children!.GetAlternateLookup<ReadOnlySpan<char>>()[firstLevel] = child;
+            }
         }
 
         // Write lock held.
         public void RemoveChild(Node child)
         {
-            switch (child.Level)
+            switch (TopicPath.FirstLevel(child.Label))
             {
                 case "+":
                     _singleLevel = null;
@@ -122,7 +188,9 @@ internal sealed partial class SubscriptionTree<TValue>
                     break;
                 default:
                     var children = _children;
-                    if (children is not null && children.TryRemove(child.Level, out _) && children.IsEmpty)
+                    if (children is not null &&
+                        children.GetAlternateLookup<ReadOnlySpan<char>>().TryRemove(TopicPath.FirstLevel(child.Label), out _) &&
+                        children.IsEmpty)
                     {
                         _children = null;
                     }
@@ -132,209 +200,106 @@ internal sealed partial class SubscriptionTree<TValue>
         }
 
         // Write lock held. Returns true if the client had no subscription here yet.
-        public bool SetSubscriber(string clientId, TValue value)
-        {
-            _subscribers = _subscribers.With(clientId, value, out bool added);
-            return added;
-        }
+        public bool SetSubscriber(string clientId, TValue value, long sequence) => _subscribers.Set(new Subscriber(clientId, value), sequence);
 
         // Write lock held.
-        public bool RemoveSubscriber(string clientId)
-        {
-            var remaining = _subscribers.Without(clientId);
-            if (remaining is null)
-            {
-                return false;
-            }
-
-            _subscribers = remaining;
-            return true;
-        }
+        public bool RemoveSubscriber(string clientId) => _subscribers.Remove(clientId);
 
         // Write lock held.
-        public bool SetSharedMember(string shareName, string clientId, TValue value)
+        public bool SetSharedMember(string shareName, string clientId, TValue value, long sequence)
         {
-            var groups = _sharedGroups;
-            int index = IndexOfGroup(groups, shareName);
-            if (index >= 0)
+            if (_sharedGroups.Find(shareName) is { } group)
             {
-                return groups[index].SetMember(clientId, value);
+                return group.SetMember(clientId, value, sequence);
             }
 
-            var group = new SharedGroup(shareName);
-            group.SetMember(clientId, value);
-            _sharedGroups = [.. groups, group];
+            group = new SharedGroup(shareName);
+            group.SetMember(clientId, value, sequence);
+            _sharedGroups.Set(group, sequence);
             return true;
         }
 
         // Write lock held.
         public bool RemoveSharedMember(string shareName, string clientId)
         {
-            var groups = _sharedGroups;
-            int index = IndexOfGroup(groups, shareName);
-            if (index < 0 || !groups[index].RemoveMember(clientId, out bool nowEmpty))
+            if (_sharedGroups.Find(shareName) is not { } group || !group.RemoveMember(clientId, out bool nowEmpty))
             {
                 return false;
             }
 
             if (nowEmpty)
             {
-                _sharedGroups = [.. groups.AsSpan(0, index), .. groups.AsSpan(index + 1)];
+                _sharedGroups.Remove(shareName);
             }
 
             return true;
         }
-
-        private static int IndexOfGroup(SharedGroup[] groups, string shareName)
-        {
-            for (int i = 0; i < groups.Length; i++)
-            {
-                if (string.Equals(groups[i].ShareName, shareName, StringComparison.Ordinal))
-                {
-                    return i;
-                }
-            }
-
-            return -1;
-        }
     }
 
     // The members of one (share name, filter) pair [MQTT-4.8.2].
-    private sealed class SharedGroup(string shareName)
+    private sealed class SharedGroup(string shareName) : ISlotEntry
     {
         public readonly string ShareName = shareName;
 
-        // Written under the tree's write lock, copy-on-write. A group whose last member leaves is
-        // unlinked from its node instead of being emptied, so matchers that already hold it still
-        // find a member to deliver to.
-        private volatile SubscriberList _members = SubscriberList.Empty;
+        // Written under the tree's write lock; a group whose last member leaves is unlinked from its node.
+        private SlotList<Subscriber> _members;
 
         // Shared by all publishing threads; wraps around harmlessly (used as unsigned).
         private int _turn = -1;
 
+        public string Key => ShareName;
+
+        public long Sequence { get; set; }
+
         // Round-robin from the next turn, skipping members the visitor does not prefer (offline clients);
-        // if it prefers none, the round-robin member takes the message (its session queues it).
-        public bool TryPickMember<TVisitor>(ref TVisitor visitor, out Subscriber member)
+        // if it prefers none, the first member at or after the turn takes the message (its session
+        // queues it). Empty slots are skipped: a member right after removed ones gets their turns until
+        // the next compaction, which keeps them fewer than the members.
+        public bool TryPickMember<TVisitor>(long sequence, ref TVisitor visitor, [NotNullWhen(true)] out Subscriber? member)
             where TVisitor : ISubscriptionVisitor<TValue>, allows ref struct
         {
-            var members = _members;
-            int count = members.Count;
-            if (count == 0)
+            var slots = _members.Slots;
+            int length = slots.Length;
+            member = null;
+            if (length == 0)
             {
-                member = default;
                 return false;
             }
 
+            // The start spreads over the slots in use (the array's spare capacity would skew the turns);
+            // the scan covers the whole array, so a member is found whatever the writers did meanwhile.
+            int used = Math.Clamp(_members.Used, 1, length);
             uint turn = (uint)Interlocked.Increment(ref _turn);
-            int start = (int)(turn % (uint)count);
-            for (int i = 0; i < count; i++)
+            int start = (int)(turn % (uint)used);
+            for (int i = 0; i < length; i++)
             {
-                ref readonly var candidate = ref members.Items[(start + i) % count];
+                int at = start + i;
+                if (slots[at < length ? at : at - length] is not { } candidate || candidate.Sequence > sequence)
+                {
+                    continue;
+                }
+
                 if (visitor.PrefersSharedMember(candidate.Value))
                 {
                     member = candidate;
                     return true;
                 }
+
+                member ??= candidate;
             }
 
-            member = members.Items[start];
-            return true;
+            return member is not null;
         }
 
         // Write lock held.
-        public bool SetMember(string clientId, TValue value)
-        {
-            _members = _members.With(clientId, value, out bool added);
-            return added;
-        }
+        public bool SetMember(string clientId, TValue value, long sequence) => _members.Set(new Subscriber(clientId, value), sequence);
 
         // Write lock held.
         public bool RemoveMember(string clientId, out bool nowEmpty)
         {
-            var remaining = _members.Without(clientId);
-            if (remaining is null)
-            {
-                nowEmpty = false;
-                return false;
-            }
-
-            nowEmpty = remaining.Count == 0;
-            if (!nowEmpty)
-            {
-                _members = remaining;
-            }
-
-            return true;
-        }
-    }
-
-    // A snapshot of the subscribers of one node or shared group, replaced as a whole on every change.
-    // Invariant: a slot of Items is written once, before the first snapshot whose Count covers it is
-    // published, and never again. Readers therefore iterate without a lock, and appending reuses
-    // spare capacity, so N clients subscribing to one filter cost O(N) in total, not O(N^2).
-    // Replacing or removing an entry copies, because older snapshots may still be iterated.
-    private sealed class SubscriberList(Subscriber[] items, int count)
-    {
-        public static readonly SubscriberList Empty = new([], 0);
-
-        public readonly Subscriber[] Items = items;
-        public readonly int Count = count;
-
-        public ReadOnlySpan<Subscriber> AsSpan() => new(Items, 0, Count);
-
-        // Write lock held, on the current snapshot only.
-        public SubscriberList With(string clientId, TValue value, out bool added)
-        {
-            int index = IndexOf(clientId);
-            added = index < 0;
-            if (!added)
-            {
-                var replaced = AsSpan().ToArray();
-                replaced[index] = new Subscriber(clientId, value);
-                return new SubscriberList(replaced, Count);
-            }
-
-            var items = Items;
-            if (Count == items.Length)
-            {
-                items = new Subscriber[Math.Max(1, Count * 2)];
-                AsSpan().CopyTo(items);
-            }
-
-            items[Count] = new Subscriber(clientId, value);
-            return new SubscriberList(items, Count + 1);
-        }
-
-        // Write lock held, on the current snapshot only. Null if the client is not in the list.
-        public SubscriberList? Without(string clientId)
-        {
-            int index = IndexOf(clientId);
-            if (index < 0)
-            {
-                return null;
-            }
-
-            if (Count == 1)
-            {
-                return Empty;
-            }
-
-            Subscriber[] remaining = [.. AsSpan()[..index], .. AsSpan()[(index + 1)..]];
-            return new SubscriberList(remaining, remaining.Length);
-        }
-
-        private int IndexOf(string clientId)
-        {
-            var subscribers = AsSpan();
-            for (int i = 0; i < subscribers.Length; i++)
-            {
-                if (string.Equals(subscribers[i].ClientId, clientId, StringComparison.Ordinal))
-                {
-                    return i;
-                }
-            }
-
-            return -1;
+            bool removed = _members.Remove(clientId);
+            nowEmpty = _members.Count == 0;
+            return removed;
         }
     }
 }

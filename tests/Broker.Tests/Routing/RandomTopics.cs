@@ -1,7 +1,10 @@
 namespace Broker.Tests.Routing;
 
-/// <summary>Random topics and filters over a tiny alphabet of levels, so that they collide often.</summary>
-internal sealed class RandomTopics(int seed)
+/// <summary>
+/// Random topics and filters over a tiny alphabet of levels, so that they collide often; with more
+/// levels, long shared prefixes exercise the tries' path compression (splits and merges).
+/// </summary>
+internal sealed class RandomTopics(int seed, int maxLevels = 4)
 {
     private static readonly string[] TopicLevels = ["", "$x", "a", "b"];
 
@@ -11,7 +14,7 @@ internal sealed class RandomTopics(int seed)
 
     public string NextTopic()
     {
-        int levels = _random.Next(1, 5);
+        int levels = _random.Next(1, maxLevels + 1);
         var parts = new string[levels];
         for (int i = 0; i < levels; i++)
         {
@@ -36,7 +39,7 @@ internal sealed class RandomTopics(int seed)
 
     public string NextFilter()
     {
-        int levels = _random.Next(1, 5);
+        int levels = _random.Next(1, maxLevels + 1);
         var parts = new string[levels];
         for (int i = 0; i < levels; i++)
         {

@@ -88,6 +88,77 @@ public sealed class SubscriptionTreeConcurrencyTests
         Assert.Equal(0, tree.CountNodes());
     }
 
+    [Fact]
+    public async Task Matching_during_mass_unsubscribe_sees_stable_subscribers_once_and_no_client_twice()
+    {
+        const int Transients = 20_000;
+        var tree = new SubscriptionTree<string>();
+        tree.Subscribe("fleet/cmd", "stable", "stable");
+        tree.Subscribe("$share/g/fleet/cmd", "stable", "stable");
+
+        int writerRunning = 1;
+        var writer = Task.Run(() =>
+        {
+            try
+            {
+                var random = new Random(42);
+                for (int round = 0; round < 3; round++)
+                {
+                    string[] ids = [.. Enumerable.Range(0, Transients).Select(i => $"t{i}")];
+                    foreach (string id in ids)
+                    {
+                        tree.Subscribe("fleet/cmd", id, id);
+                        tree.Subscribe("$share/g/fleet/cmd", id, id);
+                    }
+
+                    // Removed in random order; every tenth comes back at once and leaves again at the
+                    // end, so a matcher may meet the same client in an emptied slot and in a new one.
+                    random.Shuffle(ids);
+                    foreach (string id in ids)
+                    {
+                        tree.Unsubscribe("fleet/cmd", id);
+                        tree.Unsubscribe("$share/g/fleet/cmd", id);
+                        if (id.EndsWith('7'))
+                        {
+                            tree.Subscribe("fleet/cmd", id, id);
+                            tree.Subscribe("$share/g/fleet/cmd", id, id);
+                        }
+                    }
+
+                    foreach (string id in ids.Where(id => id.EndsWith('7')))
+                    {
+                        tree.Unsubscribe("fleet/cmd", id);
+                        tree.Unsubscribe("$share/g/fleet/cmd", id);
+                    }
+                }
+            }
+            finally
+            {
+                Volatile.Write(ref writerRunning, 0);
+            }
+        }, TestContext.Current.CancellationToken);
+
+        var readers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            int matches = 0;
+            while (Volatile.Read(ref writerRunning) == 1 || matches < 50)
+            {
+                var deliveries = tree.MatchAll("fleet/cmd");
+                var ordinary = deliveries.Where(d => d.ShareName is null).Select(d => d.ClientId).ToList();
+                Assert.Single(ordinary, "stable");
+                Assert.Equal(ordinary.Count, ordinary.Distinct().Count());
+                Assert.Single(deliveries, d => d.ShareName == "g"); // one member per message, whoever leaves meanwhile
+                matches++;
+            }
+        })).ToArray();
+
+        await Task.WhenAll([writer, .. readers]).WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+
+        Assert.Equal(2, tree.Count);
+        Assert.Equal([new Delivery("stable", "stable", null), new Delivery("stable", "stable", "g")],
+            tree.MatchAll("fleet/cmd").OrderBy(d => d.ShareName, StringComparer.Ordinal));
+    }
+
     private static bool MatchesFilter(string filter, string topic)
     {
         const string sharePrefix = "$share/";

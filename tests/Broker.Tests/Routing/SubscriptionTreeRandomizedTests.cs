@@ -7,12 +7,14 @@ namespace Broker.Tests.Routing;
 public sealed class SubscriptionTreeRandomizedTests
 {
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    public void Match_agrees_with_the_reference_matcher(int seed)
+    [InlineData(1, 4)]
+    [InlineData(2, 4)]
+    [InlineData(3, 4)]
+    [InlineData(4, 9)]
+    [InlineData(5, 12)]
+    public void Match_agrees_with_the_reference_matcher(int seed, int maxLevels)
     {
-        var random = new RandomTopics(seed);
+        var random = new RandomTopics(seed, maxLevels);
         var tree = new SubscriptionTree<string>();
         var model = new Dictionary<(string ClientId, string Filter), string>();
 
@@ -35,6 +37,10 @@ public sealed class SubscriptionTreeRandomizedTests
             }
 
             Assert.Equal(model.Count, tree.Count);
+
+            // Path compression: a filter adds at most a split, its own node and a '#' node, and
+            // removals merge pass-through nodes, so churn cannot grow the tree beyond that.
+            Assert.True(tree.CountNodes() <= 3 * model.Keys.Select(k => k.Filter).Distinct().Count(), $"{tree.CountNodes()} nodes");
             for (int i = 0; i < 300; i++)
             {
                 string topic = random.NextTopic();

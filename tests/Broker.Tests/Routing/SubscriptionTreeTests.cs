@@ -101,9 +101,13 @@ public sealed class SubscriptionTreeTests
         tree.Subscribe("a/b/c/d", "c1", "a/b/c/d");
         tree.Subscribe("a/b", "c1", "a/b");
 
+        Assert.Equal(2, tree.CountNodes()); // "a/b" and "c/d" below it: levels without a branch share a node
+
         tree.Unsubscribe("a/b", "c1");
-        Assert.Equal(4, tree.CountNodes());
+        Assert.Equal(1, tree.CountNodes()); // "a/b" lost its subscriber and joined its only child
         Assert.Equal(["a/b/c/d"], tree.MatchedValues("a/b/c/d"));
+        Assert.Empty(tree.MatchedValues("a/b"));
+        Assert.Empty(tree.MatchedValues("a/b/c"));
 
         tree.Unsubscribe("a/b/c/d", "c1");
         Assert.Equal(0, tree.CountNodes());
@@ -249,6 +253,78 @@ public sealed class SubscriptionTreeTests
         tree.Subscribe("#", "c2", "all");
 
         Assert.Equal(["all", "deep"], tree.MatchedValues(deep));
+    }
+
+    [Fact]
+    public void Deep_filters_cost_one_node_and_memory_in_proportion_to_their_bytes() // issue #11: +345 MB for 975 KB
+    {
+        string[] filters = [.. Enumerable.Range(0, 15).Select(i => i % 2 == 0
+            ? $"{i:D2}" + string.Concat(Enumerable.Repeat("/+", 32_499))
+            : $"{i:D2}" + new string('/', 64_998))];
+        var tree = new SubscriptionTree<string>();
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        foreach (string filter in filters)
+        {
+            tree.Subscribe(filter, "c", filter);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        long input = filters.Sum(f => (long)f.Length);
+        Assert.True(allocated < 3 * input, $"{allocated} bytes for {input} bytes of filters");
+        Assert.Equal(filters.Length, tree.CountNodes());
+
+        // A topic of 32,500 levels matches the '+' filter level by level, without recursion or allocation.
+        string topic = "00" + string.Concat(Enumerable.Repeat("/x", 32_499));
+        Assert.Equal([filters[0]], tree.MatchedValues(topic));
+        Assert.Equal([filters[1]], tree.MatchedValues(filters[1]));
+        Assert.Empty(tree.MatchedValues(topic + "/x"));
+        var visitor = new DeepCountingVisitor();
+        tree.Match(topic, ref visitor); // warm-up: JIT and tiering
+        long matchAllocated = long.MaxValue;
+        for (int attempt = 0; attempt < 3 && matchAllocated != 0; attempt++)
+        {
+            long beforeMatch = GC.GetAllocatedBytesForCurrentThread();
+            tree.Match(topic, ref visitor);
+            matchAllocated = GC.GetAllocatedBytesForCurrentThread() - beforeMatch;
+        }
+
+        Assert.Equal(0, matchAllocated);
+    }
+
+    [Fact]
+    public void Plus_levels_inside_a_shared_label_split_where_filters_part()
+    {
+        var tree = new SubscriptionTree<string>();
+        tree.Subscribe("a/+/b/+/c", "c1", "a/+/b/+/c");
+        Assert.Equal(1, tree.CountNodes());
+        tree.Subscribe("a/+/b/d", "c1", "a/+/b/d");
+        tree.Subscribe("a/+/b/#", "c1", "a/+/b/#");
+        tree.Subscribe("+/+", "c1", "+/+");
+        Assert.Equal(5, tree.CountNodes()); // "a/+/b" -> "+/c", "d", "#"; and "+/+"
+
+        Assert.Equal(["+/+"], tree.MatchedValues("a/x"));
+        Assert.Equal(["a/+/b/#"], tree.MatchedValues("a/x/b"));
+        Assert.Equal(["a/+/b/#", "a/+/b/d"], tree.MatchedValues("a/x/b/d"));
+        Assert.Equal(["a/+/b/#", "a/+/b/+/c"], tree.MatchedValues("a/x/b/y/c"));
+        Assert.Empty(tree.MatchedValues("$a/x")); // [MQTT-4.7.2-1] also for a label that starts with '+'
+
+        tree.Unsubscribe("a/+/b/d", "c1");
+        tree.Unsubscribe("a/+/b/#", "c1");
+        Assert.Equal(2, tree.CountNodes()); // "a/+/b" and "+/c" joined again
+        Assert.Equal(["a/+/b/+/c"], tree.MatchedValues("a/x/b/y/c"));
+        tree.Unsubscribe("+/+", "c1");
+        tree.Unsubscribe("a/+/b/+/c", "c1");
+        Assert.Equal(0, tree.CountNodes());
+    }
+
+    private struct DeepCountingVisitor : ISubscriptionVisitor<string>
+    {
+        public int Visits;
+
+        public readonly bool PrefersSharedMember(string value) => true;
+
+        public void Visit(string clientId, string value, string? shareName) => Visits++;
     }
 }
 
