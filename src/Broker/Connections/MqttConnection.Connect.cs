@@ -119,6 +119,7 @@ internal sealed partial class MqttConnection
         var timeout = negotiation.EffectiveSeconds == 0 ? TimeSpan.Zero : _services.KeepAlivePolicy.KeepAliveTimeout(negotiation.EffectiveSeconds);
         _services.Wheel.Rearm(_deadline, DeadlineKind.KeepAlive, timeout);
 
+        Volatile.Write(ref _facts, new ConnectionFacts(clientId, _version, _keepAlive, _transport.RemoteEndPoint, connect.UserName, _services.Time.GetTimestamp())); // HOOK(ops)
         metrics.ConnectAttempt(ConnectResult.Accepted);
         metrics.ClientConnected(_version);
         metrics.KeepAliveNegotiated(negotiation.EffectiveSeconds);

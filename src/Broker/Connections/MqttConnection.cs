@@ -51,6 +51,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private bool _graceful;
     private TimeSpan _gracefulFlushTimeout;
     private ITimer? _closeTimer;
+    private ConnectionFacts? _facts; // HOOK(ops): set when CONNECT is accepted, read by the admin API and $SYS
 
     // Negotiated limits of the client (5.0), defaults for 3.1.1.
     private int _clientReceiveMaximum = ushort.MaxValue;
@@ -476,5 +477,20 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         }
         End(DisconnectCause.ServerShutdown, null, graceful: true);
         return Task.CompletedTask;
+    }
+
+    // HOOK(ops): the read-only view the admin API and $SYS use (Diagnostics/ConnectionClientDirectory), and its
+    // one action. The new connection type needs the same: facts of an accepted CONNECT, last activity, queue depths.
+    internal ConnectionFacts? Facts => Volatile.Read(ref _facts);
+
+    internal long LastActivityTimestamp => _deadline.LastActivityTimestamp;
+
+    internal Session? Session => _session;
+
+    /// <summary>HOOK(ops): the operator asked for this client to go (5.0: DISCONNECT 0x98 Administrative action).</summary>
+    internal void DisconnectByAdministrator(string reason)
+    {
+        bool told = V5 && TryWriteDisconnect(ReasonCode.AdministrativeAction);
+        End(DisconnectCause.AdministrativeAction, reason, graceful: told);
     }
 }

@@ -16,7 +16,13 @@ internal static class ConfigurationKeyCheck
         ("KeepAlive", typeof(KeepAliveOptions)),
         ("Limits", typeof(BrokerLimitsOptions)),
         ("Metrics", typeof(MetricsOptions)),
+        ("Sys", typeof(SysOptions)),
+        ("Admin", typeof(AdminOptions)),
+        ("Logging", typeof(Broker.Diagnostics.BrokerLoggingOptions)),
     ];
+
+    /// <summary>Every known Broker section and its options type (start-up checks bind each).</summary>
+    public static IReadOnlyList<(string Section, Type Options)> KnownSections => Sections;
 
     /// <summary>Every unknown key, as one message each; empty when all keys are known.</summary>
     public static List<string> FindUnknownKeys(IConfiguration configuration)

@@ -54,9 +54,16 @@ internal sealed class Router
     }
 
     /// <summary>Second phase: hands the built message to every matched session.</summary>
-    public void Deliver(ApplicationMessage message, RouteBuffer buffer)
+    public void Deliver(ApplicationMessage message, RouteBuffer buffer) => Deliver(message, buffer, fromClient: true);
+
+    /// <param name="fromClient">False for the broker's own messages ($SYS): they are not counted as received from
+    /// clients, nor as dropped when nobody subscribed (most of the time nobody reads $SYS).</param>
+    private void Deliver(ApplicationMessage message, RouteBuffer buffer, bool fromClient)
     {
-        _metrics.MessageReceived(message.QoS);
+        if (fromClient)
+        {
+            _metrics.MessageReceived(message.QoS);
+        }
         if (message.Retain)
         {
             SetRetained(message);
@@ -83,7 +90,7 @@ internal sealed class Router
                     break;
             }
         }
-        if (targets.Count == 0)
+        if (targets.Count == 0 && fromClient)
         {
             _metrics.MessageDropped(DropReason.NoSubscribers);
         }
@@ -94,7 +101,15 @@ internal sealed class Router
     {
         var buffer = new RouteBuffer();
         Match(message.Topic, message.PublisherClientId, buffer);
-        Deliver(message, buffer);
+        Deliver(message, buffer, fromClient: true);
+    }
+
+    /// <summary>Publishes a message of the broker's own ($SYS): routed and retained like any other, not counted as a client's.</summary>
+    public void PublishServerMessage(ApplicationMessage message)
+    {
+        var buffer = new RouteBuffer();
+        Match(message.Topic, null, buffer);
+        Deliver(message, buffer, fromClient: false);
     }
 
     private void SetRetained(ApplicationMessage message)
