@@ -10,7 +10,7 @@ namespace Broker.Diagnostics;
 /// written only when something happened. Per-connection lines are Debug: a fleet reconnecting after an outage
 /// would otherwise write a line per device at the moment the log is most needed.
 /// </summary>
-internal sealed class ConnectionSummaryLog(MeterTotals totals, IOptions<BrokerLoggingOptions> options, TimeProvider time,
+internal sealed class ConnectionSummaryLog(Lazy<MeterTotals> meterTotals, IOptions<BrokerLoggingOptions> options, TimeProvider time,
     ILogger<ConnectionSummaryLog> logger) : BackgroundService
 {
     private const string Accepted = "accepted";
@@ -25,6 +25,9 @@ internal sealed class ConnectionSummaryLog(MeterTotals totals, IOptions<BrokerLo
         {
             return;
         }
+        // Created here, before the MQTT listener starts (this service is registered before it): nothing is missed,
+        // and with the summary and $SYS both off nothing listens to the instruments for them.
+        _ = meterTotals.Value;
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(seconds), time);
         try
         {
@@ -41,6 +44,7 @@ internal sealed class ConnectionSummaryLog(MeterTotals totals, IOptions<BrokerLo
     /// <summary>Logs the interval since the previous call, if anything happened in it.</summary>
     internal void WriteSummary(int intervalSeconds)
     {
+        var totals = meterTotals.Value;
         var attempts = totals.ByLabel("mqtt.connect.attempts");
         var disconnects = totals.ByLabel("mqtt.disconnects");
         var attemptDelta = Delta(attempts, _lastAttempts);

@@ -132,13 +132,15 @@ internal static class BrokerHost
         services.TryAddSingleton<StartupReport>();
         services.TryAddSingleton<IClientDirectory, ConnectionClientDirectory>();
         services.TryAddSingleton<MeterTotals>();
+        services.TryAddSingleton(sp => new Lazy<MeterTotals>(sp.GetRequiredService<MeterTotals>));
         AddMetricsEndpoint(services, configuration);
+        // Before the MQTT listener: their in-process totals start before the first connection can arrive.
+        services.AddHostedService<SysTopicPublisher>();
+        services.AddHostedService<ConnectionSummaryLog>();
         services.AddHostedService(sp => new GuardedBrokerServer(sp.GetRequiredService<BrokerServer>(), sp.GetRequiredService<StartupFailures>(),
             sp.GetRequiredService<IOptions<TcpOptions>>()));
         services.AddHostedService<SessionExpiryService>();
         services.AddHostedService<BrokerStateObserver>();
-        services.AddHostedService<SysTopicPublisher>();
-        services.AddHostedService<ConnectionSummaryLog>();
     }
 
     /// <summary>

@@ -35,7 +35,7 @@ internal sealed class SysTopicPublisher : BackgroundService
 
     private readonly Router _router;
     private readonly SessionStore _sessions;
-    private readonly MeterTotals _totals;
+    private readonly Lazy<MeterTotals> _meterTotals;
     private readonly TimeProvider _time;
     private readonly SysOptions _options;
     private readonly ILogger<SysTopicPublisher> _logger;
@@ -46,12 +46,12 @@ internal sealed class SysTopicPublisher : BackgroundService
     private long _lastSample;
     private long _maximumConnected;
 
-    public SysTopicPublisher(Router router, SessionStore sessions, MeterTotals totals, TimeProvider time, IOptions<SysOptions> options,
+    public SysTopicPublisher(Router router, SessionStore sessions, Lazy<MeterTotals> totals, TimeProvider time, IOptions<SysOptions> options,
         ILogger<SysTopicPublisher> logger)
     {
         _router = router;
         _sessions = sessions;
-        _totals = totals;
+        _meterTotals = totals;
         _time = time;
         _options = options.Value;
         _logger = logger;
@@ -71,6 +71,8 @@ internal sealed class SysTopicPublisher : BackgroundService
             return;
         }
         BrokerLog.SysPublishing(_logger, seconds);
+        // The first publication creates the totals' listener, before the MQTT listener starts (this service is
+        // registered before it), so that no connect is missed by clients/connected.
         PublishOnce();
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(seconds), _time);
         try
@@ -99,12 +101,14 @@ internal sealed class SysTopicPublisher : BackgroundService
         }
     }
 
+    private MeterTotals Totals => _meterTotals.Value;
+
     /// <summary>Every $SYS topic and its current text value (Mosquitto publishes plain decimal text).</summary>
     internal IEnumerable<(string Topic, string Value)> Collect()
     {
         long now = _time.GetTimestamp();
         var counts = _sessions.Measure();
-        long connected = Math.Max(0, _totals.Get("mqtt.clients.connected"));
+        long connected = Math.Max(0, Totals.Get("mqtt.clients.connected"));
         _maximumConnected = Math.Max(_maximumConnected, connected);
         const string b = "$SYS/broker/";
         var values = new List<(string, string)>
@@ -115,26 +119,29 @@ internal sealed class SysTopicPublisher : BackgroundService
             (b + "clients/disconnected", Text(counts.Offline)),
             (b + "clients/total", Text(connected + counts.Offline)),
             (b + "clients/maximum", Text(_maximumConnected)),
-            (b + "messages/received", Text(_totals.Get("mqtt.packets.received"))),
-            (b + "messages/sent", Text(_totals.Get("mqtt.packets.sent"))),
+            (b + "messages/received", Text(Totals.Get("mqtt.packets.received"))),
+            (b + "messages/sent", Text(Totals.Get("mqtt.packets.sent"))),
             (b + "messages/stored", Text(_router.RetainedCount + counts.Queued + counts.Inflight)),
             (b + "messages/inflight", Text(counts.Inflight)),
             (b + "messages/queued", Text(counts.Queued)),
-            (b + "publish/messages/received", Text(_totals.Get("mqtt.messages.published"))),
-            (b + "publish/messages/sent", Text(_totals.Get("mqtt.messages.delivered"))),
-            (b + "publish/messages/dropped", Text(_totals.Get("mqtt.messages.dropped"))),
-            (b + "bytes/received", Text(_totals.Get("mqtt.network.received"))),
-            (b + "bytes/sent", Text(_totals.Get("mqtt.network.sent"))),
+            (b + "publish/messages/received", Text(Totals.Get("mqtt.messages.published"))),
+            (b + "publish/messages/sent", Text(Totals.Get("mqtt.messages.delivered"))),
+            (b + "publish/messages/dropped", Text(Totals.Get("mqtt.messages.dropped"))),
+            (b + "bytes/received", Text(Totals.Get("mqtt.network.received"))),
+            (b + "bytes/sent", Text(Totals.Get("mqtt.network.sent"))),
             (b + "retained messages/count", Text(_router.RetainedCount)),
             (b + "subscriptions/count", Text(_router.SubscriptionCount)),
             (b + "heap/current", Text(GC.GetTotalMemory(forceFullCollection: false))),
             // This broker's own: how devices leave, and the keep-alive in particular.
-            (b + "keepalive/expired", Text(_totals.Get("mqtt.keepalive.expiries"))),
-            (b + "keepalive/refused", Text(_totals.ByLabel("mqtt.connect.attempts").GetValueOrDefault("keep_alive_refused"))),
+            (b + "keepalive/expired", Text(Totals.Get("mqtt.keepalive.expiries"))),
+            (b + "keepalive/refused", Text(Totals.ByLabel("mqtt.connect.attempts").GetValueOrDefault("keep_alive_refused"))),
         };
-        foreach (var (cause, total) in _totals.ByLabel("mqtt.disconnects"))
+        // Every cause from the start, at 0 until it happens, like the metric's series.
+        var disconnects = Totals.ByLabel("mqtt.disconnects");
+        foreach (var cause in Enum.GetValues<DisconnectCause>())
         {
-            values.Add((b + "disconnects/" + cause, Text(total)));
+            string name = DiagnosticNames.Of(cause);
+            values.Add((b + "disconnects/" + name, Text(disconnects.GetValueOrDefault(name))));
         }
 
         // Mosquitto's load figures: exponential moving averages, per minute, over 1, 5 and 15 minutes.
@@ -142,7 +149,7 @@ internal sealed class SysTopicPublisher : BackgroundService
         _lastSample = now;
         foreach (var (topic, instrument) in LoadSources)
         {
-            long total = _totals.Get(instrument);
+            long total = Totals.Get(instrument);
             bool first = !_lastTotals.TryGetValue(instrument, out long before);
             _lastTotals[instrument] = total;
             double perMinute = first || elapsedMinutes <= 0 ? 0 : (total - before) / elapsedMinutes;

@@ -65,7 +65,7 @@ public sealed class OperationsDiagnosticsTests
         using var metrics = new BrokerMetrics();
         using var totals = new MeterTotals(metrics);
         var logger = new ListLogger();
-        var summary = new ConnectionSummaryLog(totals, Options.Create(new BrokerLoggingOptions()), new FakeTimeProvider(), logger);
+        var summary = new ConnectionSummaryLog(new Lazy<MeterTotals>(totals), Options.Create(new BrokerLoggingOptions()), new FakeTimeProvider(), logger);
 
         summary.WriteSummary(60);
         Assert.Empty(logger.Lines);

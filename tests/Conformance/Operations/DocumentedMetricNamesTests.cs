@@ -23,7 +23,9 @@ public sealed partial class DocumentedMetricNamesTests
         {
             await client.PublishAsync("docs/check", "x", MqttQualityOfServiceLevel.AtLeastOnce);
         }
-        var samples = await scraper.WaitUntilAsync(s => MetricsScraper.Value(s, "mqtt_keepalive_negotiated_seconds_count") >= 1, "one negotiated keep-alive");
+        var samples = await scraper.WaitUntilAsync(
+            s => MetricsScraper.Value(s, "mqtt_keepalive_negotiated_seconds_count") >= 1 && MetricsScraper.Value(s, "mqtt_timer_wheel_tick_lag_seconds_count") >= 1,
+            "one negotiated keep-alive and one wheel beat (the first comes a tick after start)");
         using var response = await scraper.GetAsync("metrics");
         string exposition = await response.Content.ReadAsStringAsync();
         var names = samples.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
