@@ -51,7 +51,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private bool _graceful;
     private TimeSpan _gracefulFlushTimeout;
     private ITimer? _closeTimer;
-    private ConnectionFacts? _facts; // HOOK(ops): set when CONNECT is accepted, read by the admin API and $SYS
+    private ConnectionFacts? _facts; // HOOK(ops): set when CONNECT is accepted, read by the admin API
 
     // Negotiated limits of the client (5.0), defaults for 3.1.1.
     private int _clientReceiveMaximum = ushort.MaxValue;
@@ -479,7 +479,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         return Task.CompletedTask;
     }
 
-    // HOOK(ops): the read-only view the admin API and $SYS use (Diagnostics/ConnectionClientDirectory), and its
+    // HOOK(ops): the read-only view the admin API uses (Hosting/ConnectionClientDirectory over IClientDirectory), and its
     // one action. The new connection type needs the same: facts of an accepted CONNECT, last activity, queue depths.
     internal ConnectionFacts? Facts => Volatile.Read(ref _facts);
 

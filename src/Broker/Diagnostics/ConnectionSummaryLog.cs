@@ -18,26 +18,42 @@ internal sealed class ConnectionSummaryLog(Lazy<MeterTotals> meterTotals, IOptio
     private IReadOnlyDictionary<string, long> _lastAttempts = new Dictionary<string, long>();
     private IReadOnlyDictionary<string, long> _lastDisconnects = new Dictionary<string, long>();
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    private PeriodicTimer? _timer;
+
+    /// <summary>
+    /// The totals' listener and the timer are created here, synchronously (the host runs ExecuteAsync on another
+    /// thread), before the MQTT listener starts: this service is registered before it, so no connect is missed.
+    /// With the summary and $SYS both off nothing listens to the instruments for them.
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
         int seconds = options.Value.SummarySeconds;
-        if (seconds == 0)
+        if (seconds > 0)
+        {
+            _ = meterTotals.Value;
+            _timer = new PeriodicTimer(TimeSpan.FromSeconds(seconds), time);
+        }
+        return base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_timer is not { } timer)
         {
             return;
         }
-        // Created here, before the MQTT listener starts (this service is registered before it): nothing is missed,
-        // and with the summary and $SYS both off nothing listens to the instruments for them.
-        _ = meterTotals.Value;
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(seconds), time);
-        try
+        using (timer)
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            try
             {
-                WriteSummary(seconds);
+                while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+                {
+                    WriteSummary(options.Value.SummarySeconds);
+                }
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+            }
         }
     }
 

@@ -57,33 +57,44 @@ internal sealed class SysTopicPublisher : BackgroundService
         _logger = logger;
     }
 
+    private PeriodicTimer? _timer;
+
+    /// <summary>
+    /// The first publication and the timer happen here, synchronously, not in <see cref="ExecuteAsync"/> (which the
+    /// host runs on another thread): so the totals' listener exists before the MQTT listener starts (this service is
+    /// registered before it) and no connect is missed by clients/connected, and the timer exists once start-up is over.
+    /// </summary>
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         _started = _lastSample = _time.GetTimestamp();
+        int seconds = _options.IntervalSeconds;
+        if (seconds > 0)
+        {
+            BrokerLog.SysPublishing(_logger, seconds);
+            PublishOnce();
+            _timer = new PeriodicTimer(TimeSpan.FromSeconds(seconds), _time);
+        }
         return base.StartAsync(cancellationToken);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        int seconds = _options.IntervalSeconds;
-        if (seconds == 0)
+        if (_timer is not { } timer)
         {
             return;
         }
-        BrokerLog.SysPublishing(_logger, seconds);
-        // The first publication creates the totals' listener, before the MQTT listener starts (this service is
-        // registered before it), so that no connect is missed by clients/connected.
-        PublishOnce();
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(seconds), _time);
-        try
+        using (timer)
         {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            try
             {
-                PublishOnce();
+                while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+                {
+                    PublishOnce();
+                }
             }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+            }
         }
     }
 
