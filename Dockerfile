@@ -19,6 +19,8 @@ COPY appsettings.json ./
 # The aspnet image's unprivileged user "app"; 1883 and 9464 are above 1024, so no capability is needed.
 USER $APP_UID
 EXPOSE 1883 9464
-# No curl in the aspnet image: the broker binary checks its own /healthz (exit 0/1).
+# No curl in the aspnet image: the broker binary checks its own /healthz (exit 0/1). The running broker writes the
+# URL it listens on to this file, so the check follows overrides given as arguments after the image name too.
+ENV Broker__Metrics__EndpointFile=/tmp/mqtt-broker.endpoint
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 CMD ["dotnet", "Broker.dll", "--healthcheck"]
 ENTRYPOINT ["dotnet", "Broker.dll"]

@@ -19,11 +19,14 @@ internal sealed class Coordinator
     private readonly long _startTicks = Stopwatch.GetTimestamp();
     private string _phase = "starting";
 
-    public Coordinator(LoadOptions options, string[] args, BrokerProbe probe)
+    private readonly ProgressView? _progress;
+
+    public Coordinator(LoadOptions options, string[] args, BrokerProbe probe, ProgressView? progress = null)
     {
         _options = options;
         _args = args;
         _probe = probe;
+        _progress = progress;
     }
 
     public async Task<(WorkerResult Result, int WorkersFailed)> RunAsync(CancellationToken cancellationToken)
@@ -54,7 +57,7 @@ internal sealed class Coordinator
         }
 
         using var progressTimer = new PeriodicTimer(TimeSpan.FromSeconds(1), TimeProvider.System);
-        Task progress = _options.Progress ? PrintProgressAsync(progressTimer, cancellationToken) : Task.CompletedTask;
+        Task progress = _progress is not null ? PrintProgressAsync(progressTimer, cancellationToken) : Task.CompletedTask;
         try
         {
             await Task.WhenAll(_workers.Select(w => w.Exited)).WaitAsync(cancellationToken);
@@ -114,7 +117,7 @@ internal sealed class Coordinator
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
             ProgressSnapshot total = ProgressSnapshot.Sum(_workers.Select(w => w.LastProgress));
-            Console.Error.WriteLine(total.Format(Stopwatch.GetElapsedTime(_startTicks).TotalSeconds, $"{_phase} ({_workers.Count(w => !w.HasExited)}w)"));
+            _progress!.Update(total, $"{_phase} ({_workers.Count(w => !w.HasExited)}w)");
         }
     }
 

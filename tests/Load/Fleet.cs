@@ -68,6 +68,7 @@ internal sealed class Fleet
         }
 
         _nextProgressTicks = _startTicks + Stopwatch.Frequency;
+        Metrics.AddTimelinePoint(0);
     }
 
     public LoadOptions Options { get; }
@@ -75,6 +76,9 @@ internal sealed class Fleet
     public FleetMetrics Metrics { get; } = new();
     public IFleetTraffic? Traffic { get; set; }
     public string Phase { get; set; } = "start";
+
+    /// <summary>The last point of the report's timeline, at the end of the run (the tick adds one a second before that).</summary>
+    public void AddFinalTimelinePoint() => Metrics.AddTimelinePoint((int)Math.Ceiling(Stopwatch.GetElapsedTime(_startTicks).TotalSeconds));
 
     public Task RunAsync(CancellationToken cancellationToken) => Task.Run(() => TickLoopAsync(cancellationToken), cancellationToken);
 
@@ -216,7 +220,7 @@ internal sealed class Fleet
         }
 
         Interlocked.Increment(ref Metrics.PongsReceived);
-        Metrics.Histogram(HistogramNames.Ping).RecordTicks(now - sent);
+        Metrics.RecordPing(now - sent);
         if (sent >= Volatile.Read(ref _silenceStartTicks))
         {
             Metrics.Histogram(HistogramNames.PingDuringExpiry).RecordTicks(now - sent);
@@ -268,6 +272,7 @@ internal sealed class Fleet
         if (now >= _nextProgressTicks)
         {
             _nextProgressTicks = now + Stopwatch.Frequency;
+            Metrics.AddTimelinePoint((int)Math.Round(Stopwatch.GetElapsedTime(_startTicks, now).TotalSeconds));
             _channel.Progress(Metrics.Snapshot(), Phase);
         }
     }

@@ -1,20 +1,21 @@
-using System.Numerics;
 using System.Text.Json.Serialization;
+using HdrHistogram;
+using HdrHistogram.Utilities;
 
 namespace Broker.Load;
 
 /// <summary>
-/// Log-linear histogram of microsecond values: exact below 32, then 32 buckets per power of two
-/// (at most ~3% relative error). Recording is lock-free and allocation-free; histograms from
-/// several workers merge by adding bucket counts, so percentiles are computed after the merge.
+/// Microsecond latencies in an HdrHistogram (3 significant digits: at most 0.1% relative error, from 1 µs to one
+/// hour; longer values are recorded as one hour). Recording is thread-safe and allocation-free. Histograms from
+/// several workers travel in HdrHistogram's compressed encoding and merge by adding counts, so percentiles are
+/// computed over all samples, never averaged. Count, sum, min and max are also kept exactly.
 /// </summary>
 internal sealed class LatencyHistogram
 {
-    private const int SubBucketBits = 5;
-    private const int SubBucketCount = 1 << SubBucketBits;
-    private const int BucketCount = SubBucketCount + (63 - SubBucketBits) * SubBucketCount;
+    public const long HighestTrackableMicros = 3_600_000_000;
+    private const int SignificantDigits = 3;
 
-    private readonly long[] _counts = new long[BucketCount];
+    private readonly LongConcurrentHistogram _histogram = new(1, HighestTrackableMicros, SignificantDigits);
     private long _count;
     private long _sum;
     private long _min = long.MaxValue;
@@ -27,12 +28,8 @@ internal sealed class LatencyHistogram
 
     public void Record(long micros)
     {
-        if (micros < 0)
-        {
-            micros = 0;
-        }
-
-        Interlocked.Increment(ref _counts[IndexOf(micros)]);
+        micros = Math.Clamp(micros, 0, HighestTrackableMicros);
+        _histogram.RecordValue(micros);
         Interlocked.Increment(ref _count);
         Interlocked.Add(ref _sum, micros);
         long seen = Volatile.Read(ref _min);
@@ -53,42 +50,25 @@ internal sealed class LatencyHistogram
     public static long TicksToMicros(long stopwatchTicks) =>
         (long)(stopwatchTicks * (1_000_000.0 / System.Diagnostics.Stopwatch.Frequency));
 
-    /// <summary>Value at or below which <paramref name="percentile"/> % of samples fall (bucket upper bound, clamped to max).</summary>
+    /// <summary>Value at or below which <paramref name="percentile"/> % of samples fall (HdrHistogram's value, clamped to the exact min and max).</summary>
     public long Percentile(double percentile)
     {
-        long count = Count;
-        if (count == 0)
+        if (Count == 0)
         {
             return 0;
         }
 
-        long rank = (long)Math.Ceiling(percentile / 100.0 * count);
-        rank = Math.Clamp(rank, 1, count);
-        long seen = 0;
-        for (int i = 0; i < _counts.Length; i++)
-        {
-            seen += Volatile.Read(ref _counts[i]);
-            if (seen >= rank)
-            {
-                return Math.Clamp(UpperBound(i), Min, Max);
-            }
-        }
-
-        return Max;
+        return Math.Clamp(_histogram.GetValueAtPercentile(Math.Clamp(percentile, 0, 100)), Min, Max);
     }
 
     public void Merge(LatencyHistogram other)
     {
-        for (int i = 0; i < _counts.Length; i++)
-        {
-            _counts[i] += other._counts[i];
-        }
-
         if (other.Count == 0)
         {
             return;
         }
 
+        _histogram.Add(other._histogram);
         _min = Math.Min(_min, other._min);
         _max = Math.Max(_max, other._max);
         _count += other._count;
@@ -97,68 +77,40 @@ internal sealed class LatencyHistogram
 
     public HistogramData ToData()
     {
-        var buckets = new List<long[]>();
-        for (int i = 0; i < _counts.Length; i++)
+        var buffer = ByteBuffer.Allocate(_histogram.GetNeededByteBufferCapacity());
+        int length = _histogram.EncodeIntoCompressedByteBuffer(buffer);
+        // ByteBuffer copies what it is given and has no accessor for its array: read the encoding back.
+        buffer.Position = 0;
+        byte[] encoded = new byte[length];
+        for (int i = 0; i < length; i++)
         {
-            long c = Volatile.Read(ref _counts[i]);
-            if (c != 0)
-            {
-                buckets.Add([i, c]);
-            }
+            encoded[i] = buffer.Get();
         }
-
-        return new HistogramData(Count, Volatile.Read(ref _sum), Min, Max, buckets);
+        return new HistogramData(Count, Volatile.Read(ref _sum), Min, Max, Convert.ToBase64String(encoded));
     }
 
     public static LatencyHistogram FromData(HistogramData data)
     {
         var histogram = new LatencyHistogram();
-        foreach (long[] pair in data.Buckets)
+        if (data.Count == 0)
         {
-            histogram._counts[pair[0]] = pair[1];
+            return histogram;
         }
 
+        var decoded = HistogramEncoding.DecodeFromCompressedByteBuffer(ByteBuffer.Allocate(Convert.FromBase64String(data.Encoded)), HighestTrackableMicros);
+        histogram._histogram.Add(decoded);
         histogram._count = data.Count;
         histogram._sum = data.Sum;
-        if (data.Count > 0)
-        {
-            histogram._min = data.Min;
-            histogram._max = data.Max;
-        }
-
+        histogram._min = data.Min;
+        histogram._max = data.Max;
         return histogram;
-    }
-
-    private static int IndexOf(long value)
-    {
-        if (value < SubBucketCount)
-        {
-            return (int)value;
-        }
-
-        int msb = 63 - BitOperations.LeadingZeroCount((ulong)value);
-        int shift = msb - SubBucketBits;
-        int mantissa = (int)(value >> shift) & (SubBucketCount - 1);
-        return SubBucketCount + shift * SubBucketCount + mantissa;
-    }
-
-    private static long UpperBound(int index)
-    {
-        if (index < SubBucketCount)
-        {
-            return index;
-        }
-
-        int shift = (index - SubBucketCount) / SubBucketCount;
-        int mantissa = (index - SubBucketCount) % SubBucketCount;
-        return ((long)(SubBucketCount + mantissa + 1) << shift) - 1;
     }
 }
 
-/// <summary>Wire form of a histogram in a worker's JSON result: sparse [index, count] pairs.</summary>
+/// <summary>Wire form of a histogram in a worker's JSON result: HdrHistogram's compressed V2 encoding, base64, plus the exact summary.</summary>
 internal sealed record HistogramData(
     [property: JsonPropertyName("count")] long Count,
     [property: JsonPropertyName("sum")] long Sum,
     [property: JsonPropertyName("min")] long Min,
     [property: JsonPropertyName("max")] long Max,
-    [property: JsonPropertyName("buckets")] List<long[]> Buckets);
+    [property: JsonPropertyName("hdr")] string Encoded);

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Net;
 
@@ -47,6 +48,7 @@ internal sealed record LoadOptions
     public int ClientsPerWorker { get; init; } = 18_000;
     public IPAddress SourceBase { get; init; } = IPAddress.Parse("127.0.0.2");
     public string? JsonOut { get; init; }
+    public string? ReportPath { get; init; }
     public double? DeadlineSeconds { get; init; }
     public bool Progress { get; init; } = true;
 
@@ -115,12 +117,17 @@ internal sealed record LoadOptions
     }
 }
 
+/// <summary>
+/// The command line (System.CommandLine): <c>[worker] SCENARIO [options]</c>. Flag names and their meaning are a
+/// contract with scripts (tests/Load/side-by-side.sh, docs/benchmarks.md): keep them. Values are converted and
+/// range-checked here so that every error message names the flag and the allowed range.
+/// </summary>
 internal static class LoadOptionsParser
 {
-    public const string Help = """
-        Broker.Load: MQTT fleet simulator for a broker on loopback.
+    private static readonly string[] Scenarios = ["connect", "hold", "silent", "reconnect-storm", "pubsub"];
 
-        usage: dotnet run -c Release --project tests/Load -- <scenario> [options]
+    private const string Description = """
+        Broker.Load: MQTT fleet simulator for a broker on loopback.
 
         scenarios:
           connect           connect --clients at --rate; connect latency, achieved rate, failures by kind
@@ -134,39 +141,74 @@ internal static class LoadOptionsParser
           pubsub            --mode fan-in|fan-out|pairs at --qos 0|1; delivered msg/s, end-to-end latency,
                             lost / duplicated QoS 1 messages (single process only)
 
-        options:
-          --host ADDR             broker address, loopback only (127.0.0.0/8 or ::1)   [127.0.0.1]
-          --port N                broker port                                          [1883]
-          --clients N             number of clients (pubsub: see --publishers)         [100]
-          --keepalive K           keep-alive seconds sent in CONNECT and ping period   [60]
-          --mqtt 3|5              protocol: 3 = 3.1.1, 5 = 5.0                         [3]
-          --duration S            hold / warm-up / publish time in seconds             [10]
-          --rate R                connects per second (connect phases), or publishes
-                                  per second in total (pubsub); 0 = unlimited          [0]
-          --max-pending N         connects in flight at once; 0 = unlimited            [1000]
-          --connect-timeout S     TCP connect start to CONNACK limit                   [10]
-          --silent-fraction F     silent: fraction of clients that go silent           [0.5]
-          --silence-window W      silent: wait up to W*K + 2 s after going silent      [3]
-          --broker-pid PID        sample the broker's RSS and CPU time from /proc
-          --qos 0|1               pubsub QoS                                           [0]
-          --payload BYTES         pubsub payload size, at least 20                     [64]
-          --mode M                pubsub: fan-in | fan-out | pairs                     [pairs]
-          --publishers P          pubsub publishers (default from --mode and --clients)
-          --subscribers S         pubsub subscribers (default from --mode and --clients)
-          --max-inflight N        pubsub: unacknowledged QoS 1 messages per publisher  [16]
-          --drain S               pubsub: wait for deliveries after publishing stops   [5]
-          --drop rst|fin          reconnect-storm: how the clients drop               [rst]
-          --workers W             worker processes (default: ceil(clients / clients-per-worker));
-                                  1 runs in-process
-          --clients-per-worker N  at most N sockets per worker (open-files limit)      [18000]
-          --source-base ADDR      first workers' source address, next ones +1       [127.0.0.2]
-          --json-out FILE         also write the RESULT JSON line to FILE
-          --deadline S            hard stop after S seconds (default: derived from the options)
-          --no-progress           no progress line on stderr
-          --help                  this text
-
-        output: a human summary on stdout, then one line "RESULT {json}" with every figure.
+        output: a summary table on stdout, then one line "RESULT {json}" with every figure;
+        --report FILE.html adds a page with charts (connects, PINGRESP latency, expiry timing, throughput).
         """;
+
+    // Every valued flag: name, value name, help text (defaults in brackets). Converted in Apply.
+    private static readonly (string Name, string Value, string Help)[] ValuedFlags =
+    [
+        ("--host", "ADDR", "broker address, loopback only (127.0.0.0/8 or ::1) [127.0.0.1]"),
+        ("--port", "N", "broker port [1883]"),
+        ("--clients", "N", "number of clients (pubsub: see --publishers) [100]"),
+        ("--keepalive", "K", "keep-alive seconds sent in CONNECT and ping period [60]"),
+        ("--mqtt", "3|5", "protocol: 3 = 3.1.1, 5 = 5.0 [3]"),
+        ("--duration", "S", "hold / warm-up / publish time in seconds [10]"),
+        ("--rate", "R", "connects per second (connect phases), or publishes per second in total (pubsub); 0 = unlimited [0]"),
+        ("--max-pending", "N", "connects in flight at once; 0 = unlimited [1000]"),
+        ("--connect-timeout", "S", "TCP connect start to CONNACK limit [10]"),
+        ("--silent-fraction", "F", "silent: fraction of clients that go silent [0.5]"),
+        ("--silence-window", "W", "silent: wait up to W*K + 2 s after going silent [3]"),
+        ("--broker-pid", "PID", "sample the broker's RSS and CPU time from /proc"),
+        ("--qos", "0|1", "pubsub QoS [0]"),
+        ("--payload", "BYTES", "pubsub payload size, at least 20 [64]"),
+        ("--mode", "M", "pubsub: fan-in | fan-out | pairs [pairs]"),
+        ("--publishers", "P", "pubsub publishers (default from --mode and --clients)"),
+        ("--subscribers", "S", "pubsub subscribers (default from --mode and --clients)"),
+        ("--max-inflight", "N", "pubsub: unacknowledged QoS 1 messages per publisher [16]"),
+        ("--drain", "S", "pubsub: wait for deliveries after publishing stops [5]"),
+        ("--drop", "rst|fin", "reconnect-storm: how the clients drop [rst]"),
+        ("--workers", "W", "worker processes (default: ceil(clients / clients-per-worker)); 1 runs in-process"),
+        ("--clients-per-worker", "N", "at most N sockets per worker (open-files limit) [18000]"),
+        ("--source-base", "ADDR", "first workers' source address, next ones +1 [127.0.0.2]"),
+        ("--json-out", "FILE", "also write the RESULT JSON line to FILE"),
+        ("--report", "FILE.html", "also write a self-contained HTML report with charts to FILE.html"),
+        ("--deadline", "S", "hard stop after S seconds (default: derived from the options)"),
+    ];
+
+    // Written by Coordinator for its workers; hidden from --help.
+    private static readonly string[] WorkerFlags = ["--worker-index", "--client-offset", "--client-count", "--source-address", "--run-id"];
+
+    // Every valued flag may be given again: the last one wins (Coordinator appends the worker's slice to the user's flags).
+    private static RootCommand Command(out Dictionary<string, Option<string[]>> valued, out Option<bool> noProgress, out Argument<string> scenario)
+    {
+        scenario = new Argument<string>("scenario") { Description = string.Join(" | ", Scenarios) };
+        scenario.AcceptOnlyFromAmong(Scenarios);
+        var root = new RootCommand(Description) { scenario };
+        valued = new Dictionary<string, Option<string[]>>(StringComparer.Ordinal);
+        foreach (var (name, value, help) in ValuedFlags)
+        {
+            var option = new Option<string[]>(name) { Description = help, HelpName = value, Arity = ArgumentArity.OneOrMore };
+            valued[name] = option;
+            root.Add(option);
+        }
+        foreach (var name in WorkerFlags)
+        {
+            var option = new Option<string[]>(name) { Hidden = true, Arity = ArgumentArity.OneOrMore };
+            valued[name] = option;
+            root.Add(option);
+        }
+        noProgress = new Option<bool>("--no-progress") { Description = "no live progress on stderr" };
+        root.Add(noProgress);
+        return root;
+    }
+
+    /// <summary>The usage text: scenarios, every flag with its default.</summary>
+    public static void WriteHelp(TextWriter output)
+    {
+        var root = Command(out _, out _, out _);
+        root.Parse(["--help"]).Invoke(new InvocationConfiguration { Output = output });
+    }
 
     public static LoadOptions Parse(string[] args)
     {
@@ -183,77 +225,82 @@ internal static class LoadOptionsParser
             throw new OptionsException("a scenario is required: connect | hold | silent | reconnect-storm | pubsub");
         }
 
-        options = options with { Scenario = ParseScenario(args[index++]) };
-        for (; index < args.Length; index++)
+        Scenario scenario = ParseScenario(args[index]);
+        var root = Command(out var valued, out var noProgress, out _);
+        ParseResult result = root.Parse(args[index..]);
+        if (result.Errors.Count > 0)
         {
-            string flag = args[index];
-            string Value()
-            {
-                if (index + 1 >= args.Length)
-                {
-                    throw new OptionsException($"{flag} needs a value");
-                }
+            throw new OptionsException($"{result.Errors[0].Message} (see --help)");
+        }
 
-                return args[++index];
+        options = options with { Scenario = scenario };
+        foreach (var (flag, option) in valued)
+        {
+            if (result.GetValue(option) is [.., var value])
+            {
+                options = Apply(options, flag, value);
             }
-
-            options = flag switch
-            {
-                "--host" => options with { Host = Value() },
-                "--port" => options with { Port = Int(flag, Value(), 1, 65535) },
-                "--clients" => options with { Clients = Int(flag, Value(), 1, 10_000_000) },
-                "--keepalive" => options with { KeepAliveSeconds = Int(flag, Value(), 1, 65535) },
-                "--mqtt" => options with { ProtocolVersion = Value() switch
-                {
-                    "3" or "3.1.1" or "4" => Wire.Mqtt311,
-                    "5" or "5.0" => Wire.Mqtt5,
-                    var v => throw new OptionsException($"--mqtt must be 3 or 5, not '{v}'"),
-                } },
-                "--duration" => options with { DurationSeconds = Double(flag, Value(), 0, 86_400) },
-                "--rate" => options with { Rate = Double(flag, Value(), 0, 10_000_000) },
-                "--max-pending" => options with { MaxPendingConnects = Int(flag, Value(), 0, 10_000_000) },
-                "--connect-timeout" => options with { ConnectTimeoutSeconds = Double(flag, Value(), 0.1, 3600) },
-                "--silent-fraction" => options with { SilentFraction = Double(flag, Value(), 0, 1) },
-                "--silence-window" => options with { SilenceWindowK = Double(flag, Value(), 0.1, 100) },
-                "--broker-pid" => options with { BrokerPid = Int(flag, Value(), 1, int.MaxValue) },
-                "--qos" => options with { Qos = Int(flag, Value(), 0, 1) },
-                "--payload" => options with { PayloadBytes = Int(flag, Value(), PubSubPayload.MinLength, 1_000_000) },
-                "--mode" => options with { Mode = Value() switch
-                {
-                    "fan-in" => PubSubMode.FanIn,
-                    "fan-out" => PubSubMode.FanOut,
-                    "pairs" => PubSubMode.Pairs,
-                    var v => throw new OptionsException($"--mode must be fan-in, fan-out or pairs, not '{v}'"),
-                } },
-                "--publishers" => options with { Publishers = Int(flag, Value(), 1, 1_000_000) },
-                "--subscribers" => options with { Subscribers = Int(flag, Value(), 1, 1_000_000) },
-                "--max-inflight" => options with { MaxInFlight = Int(flag, Value(), 1, 65_000) },
-                "--drain" => options with { DrainSeconds = Double(flag, Value(), 0, 600) },
-                "--drop" => options with { AbortiveDrop = Value() switch
-                {
-                    "rst" => true,
-                    "fin" => false,
-                    var v => throw new OptionsException($"--drop must be rst or fin, not '{v}'"),
-                } },
-                "--workers" => options with { Workers = Int(flag, Value(), 1, 250) },
-                "--clients-per-worker" => options with { ClientsPerWorker = Int(flag, Value(), 1, 60_000) },
-                "--source-base" => options with { SourceBase = Address(flag, Value()) },
-                "--json-out" => options with { JsonOut = Value() },
-                "--deadline" => options with { DeadlineSeconds = Double(flag, Value(), 1, 86_400) },
-                "--no-progress" => options with { Progress = false },
-                // Worker-only flags, written by Coordinator.
-                "--worker-index" => options with { WorkerIndex = Int(flag, Value(), 0, 1000) },
-                "--client-offset" => options with { ClientOffset = Int(flag, Value(), 0, int.MaxValue) },
-                "--client-count" => options with { ClientCount = Int(flag, Value(), 0, int.MaxValue) },
-                "--source-address" => options with { SourceAddress = Address(flag, Value()) },
-                "--run-id" => options with { RunId = Value() },
-                _ => throw new OptionsException($"unknown option '{flag}' (see --help)"),
-            };
+        }
+        if (result.GetValue(noProgress))
+        {
+            options = options with { Progress = false };
         }
 
         Validate(options);
         return options;
     }
+
+    private static LoadOptions Apply(LoadOptions options, string flag, string value) => flag switch
+    {
+        "--host" => options with { Host = value },
+        "--port" => options with { Port = Int(flag, value, 1, 65535) },
+        "--clients" => options with { Clients = Int(flag, value, 1, 10_000_000) },
+        "--keepalive" => options with { KeepAliveSeconds = Int(flag, value, 1, 65535) },
+        "--mqtt" => options with { ProtocolVersion = value switch
+        {
+            "3" or "3.1.1" or "4" => Wire.Mqtt311,
+            "5" or "5.0" => Wire.Mqtt5,
+            var v => throw new OptionsException($"--mqtt must be 3 or 5, not '{v}'"),
+        } },
+        "--duration" => options with { DurationSeconds = Double(flag, value, 0, 86_400) },
+        "--rate" => options with { Rate = Double(flag, value, 0, 10_000_000) },
+        "--max-pending" => options with { MaxPendingConnects = Int(flag, value, 0, 10_000_000) },
+        "--connect-timeout" => options with { ConnectTimeoutSeconds = Double(flag, value, 0.1, 3600) },
+        "--silent-fraction" => options with { SilentFraction = Double(flag, value, 0, 1) },
+        "--silence-window" => options with { SilenceWindowK = Double(flag, value, 0.1, 100) },
+        "--broker-pid" => options with { BrokerPid = Int(flag, value, 1, int.MaxValue) },
+        "--qos" => options with { Qos = Int(flag, value, 0, 1) },
+        "--payload" => options with { PayloadBytes = Int(flag, value, PubSubPayload.MinLength, 1_000_000) },
+        "--mode" => options with { Mode = value switch
+        {
+            "fan-in" => PubSubMode.FanIn,
+            "fan-out" => PubSubMode.FanOut,
+            "pairs" => PubSubMode.Pairs,
+            var v => throw new OptionsException($"--mode must be fan-in, fan-out or pairs, not '{v}'"),
+        } },
+        "--publishers" => options with { Publishers = Int(flag, value, 1, 1_000_000) },
+        "--subscribers" => options with { Subscribers = Int(flag, value, 1, 1_000_000) },
+        "--max-inflight" => options with { MaxInFlight = Int(flag, value, 1, 65_000) },
+        "--drain" => options with { DrainSeconds = Double(flag, value, 0, 600) },
+        "--drop" => options with { AbortiveDrop = value switch
+        {
+            "rst" => true,
+            "fin" => false,
+            var v => throw new OptionsException($"--drop must be rst or fin, not '{v}'"),
+        } },
+        "--workers" => options with { Workers = Int(flag, value, 1, 250) },
+        "--clients-per-worker" => options with { ClientsPerWorker = Int(flag, value, 1, 60_000) },
+        "--source-base" => options with { SourceBase = Address(flag, value) },
+        "--json-out" => options with { JsonOut = value },
+        "--report" => options with { ReportPath = value },
+        "--deadline" => options with { DeadlineSeconds = Double(flag, value, 1, 86_400) },
+        "--worker-index" => options with { WorkerIndex = Int(flag, value, 0, 1000) },
+        "--client-offset" => options with { ClientOffset = Int(flag, value, 0, int.MaxValue) },
+        "--client-count" => options with { ClientCount = Int(flag, value, 0, int.MaxValue) },
+        "--source-address" => options with { SourceAddress = Address(flag, value) },
+        "--run-id" => options with { RunId = value },
+        _ => throw new OptionsException($"unknown option '{flag}' (see --help)"),
+    };
 
     private static void Validate(LoadOptions options)
     {

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using Broker.Load;
 
-if (args.Length == 0 || args.Contains("--help") || args.Contains("-h"))
+if (args.Length == 0 || args.Contains("--help") || args.Contains("-h") || args.Contains("-?"))
 {
-    Console.Out.WriteLine(LoadOptionsParser.Help);
+    LoadOptionsParser.WriteHelp(Console.Out);
     return args.Length == 0 ? 2 : 0;
 }
 
@@ -44,28 +44,37 @@ if (options.IsWorker)
     return 0;
 }
 
+using var progress = options.Progress ? new ProgressView() : null;
 if (options.WorkerCount <= 1)
 {
-    LoadReport report = await ScenarioRunner.RunInProcessAsync(options, deadlineSource.Token);
-    Emit(options, report.Summary, report.Json);
+    LoadReport report = await ScenarioRunner.RunInProcessAsync(options, deadlineSource.Token, progress);
+    progress?.Dispose();
+    Emit(options, report.Result, report.Summary, report.Json);
     return 0;
 }
 
 long started = Stopwatch.GetTimestamp();
 var probe = new BrokerProbe(options.BrokerPid);
 probe.Sample("start");
-(WorkerResult merged, int workersFailed) = await new Coordinator(options, args, probe).RunAsync(deadlineSource.Token);
+(WorkerResult merged, int workersFailed) = await new Coordinator(options, args, probe, progress).RunAsync(deadlineSource.Token);
 probe.Sample("end");
+progress?.Dispose();
 (string summary, string json) = Report.Build(options, merged, probe, options.WorkerCount, workersFailed, Stopwatch.GetElapsedTime(started).TotalSeconds);
-Emit(options, summary, json);
+Emit(options, merged, summary, json);
 return workersFailed > 0 ? 1 : 0;
 
-static void Emit(LoadOptions options, string summary, string json)
+static void Emit(LoadOptions options, WorkerResult result, string summary, string json)
 {
-    Console.Out.Write(summary);
+    SummaryTable.Write(Console.Out, summary, interactive: !Console.IsOutputRedirected);
+    // Scripts read this line: its form does not change.
     Console.Out.WriteLine("RESULT " + json);
     if (options.JsonOut is { } path)
     {
         File.WriteAllText(path, json + Environment.NewLine);
+    }
+    if (options.ReportPath is { } report)
+    {
+        HtmlReport.Write(report, options, result, summary);
+        Console.Error.WriteLine($"report: {Path.GetFullPath(report)}");
     }
 }

@@ -14,23 +14,15 @@ internal interface IRunChannel
 }
 
 /// <summary>Single-process run: the barrier is trivially passed, the probe is sampled directly.</summary>
-internal sealed class InProcessChannel(BrokerProbe probe, bool printProgress) : IRunChannel
+internal sealed class InProcessChannel(BrokerProbe probe, ProgressView? progress) : IRunChannel
 {
-    private readonly long _startTicks = Stopwatch.GetTimestamp();
-
     public Task PhaseAsync(string phase, CancellationToken cancellationToken)
     {
         probe.Sample(phase);
         return Task.CompletedTask;
     }
 
-    public void Progress(ProgressSnapshot snapshot, string phase)
-    {
-        if (printProgress)
-        {
-            Console.Error.WriteLine(snapshot.Format(Stopwatch.GetElapsedTime(_startTicks).TotalSeconds, phase));
-        }
-    }
+    public void Progress(ProgressSnapshot snapshot, string phase) => progress?.Update(snapshot, phase);
 }
 
 /// <summary>

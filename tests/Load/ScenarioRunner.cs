@@ -15,7 +15,7 @@ internal static class ScenarioRunner
     /// A whole single-process run, as the command line does it: the deadline derived from the options
     /// (or <paramref name="cancellationToken"/>) stops the scenario, which still reports what it measured.
     /// </summary>
-    public static async Task<LoadReport> RunInProcessAsync(LoadOptions options, CancellationToken cancellationToken)
+    public static async Task<LoadReport> RunInProcessAsync(LoadOptions options, CancellationToken cancellationToken, ProgressView? progress = null)
     {
         if (options.WorkerCount > 1)
         {
@@ -27,7 +27,7 @@ internal static class ScenarioRunner
         deadline.CancelAfter(options.Deadline);
         var probe = new BrokerProbe(options.BrokerPid);
         probe.Sample("start");
-        WorkerResult result = await RunAsync(options, new InProcessChannel(probe, options.Progress), deadline.Token);
+        WorkerResult result = await RunAsync(options, new InProcessChannel(probe, progress), deadline.Token);
         probe.Sample("end");
         (string summary, string json) = Report.Build(options, result, probe, workers: 1, workersFailed: 0, Stopwatch.GetElapsedTime(started).TotalSeconds);
         return new LoadReport(result, summary, json);
@@ -59,6 +59,7 @@ internal static class ScenarioRunner
         }
         finally
         {
+            fleet.AddFinalTimelinePoint();
             fleet.Phase = "closing";
             fleet.CloseAll(sendDisconnect: true, abortive: false);
             ticks.Cancel();

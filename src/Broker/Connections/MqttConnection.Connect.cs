@@ -129,6 +129,11 @@ internal sealed partial class MqttConnection
         var timeout = negotiation.EffectiveSeconds == 0 ? TimeSpan.Zero : _services.KeepAlivePolicy.KeepAliveTimeout(negotiation.EffectiveSeconds);
         _services.Wheel.Rearm(_deadline, DeadlineKind.KeepAlive, timeout);
 
+        if (connect.UserName is { } userName)
+        {
+            Extras.UserName = userName;
+        }
+        Volatile.Write(ref _connectedTimestamp, _services.Time.GetTimestamp());
         metrics.ConnectAttempt(ConnectResult.Accepted);
         metrics.ClientConnected(_version);
         metrics.KeepAliveNegotiated(negotiation.EffectiveSeconds);

@@ -53,6 +53,12 @@ internal sealed partial class MqttConnection
             }
         }
 
+        // $SYS/ is the broker's own read-only namespace, whatever the ACL says.
+        if (Diagnostics.SysTopicRules.IsReserved(topicBytes, aliasedTopic))
+        {
+            return RefuseReservedTopicPublish(view);
+        }
+
         var session = _session!;
         if (view.QoS == QualityOfService.ExactlyOnce)
         {
@@ -75,6 +81,22 @@ internal sealed partial class MqttConnection
         {
             WritePublishResponse(view.QoS == QualityOfService.AtLeastOnce ? PacketType.PubAck : PacketType.PubRec, view.PacketId,
                 matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// A client PUBLISH into <c>$SYS/</c> is dropped. 5.0 learns why (0x87 Not authorized, which also ends
+    /// a QoS 2 exchange [MQTT-4.3.3-4]); 3.1.1 has no refusal code, so it is acknowledged and dropped, as Mosquitto
+    /// does for a denied publish.
+    /// </summary>
+    private bool RefuseReservedTopicPublish(in PublishPacketView view)
+    {
+        _services.Metrics.MessageDropped(Diagnostics.DropReason.NotAuthorized);
+        if (view.QoS != QualityOfService.AtMostOnce)
+        {
+            WritePublishResponse(view.QoS == QualityOfService.AtLeastOnce ? PacketType.PubAck : PacketType.PubRec, view.PacketId,
+                V5 ? ReasonCode.NotAuthorized : ReasonCode.Success);
         }
         return true;
     }

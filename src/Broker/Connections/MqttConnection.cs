@@ -60,6 +60,8 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     private string _clientId = string.Empty;
     private Session? _session;
     private ushort _keepAlive;
+    // When CONNECT was accepted (for the admin API), 0 before.
+    private long _connectedTimestamp;
 
     // Rarely needed per-client state lives in one object created on first use: a will, topic aliases, 5.0 limits
     // other than the defaults, the route buffer of a client that publishes.
@@ -584,10 +586,30 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     private sealed class ConnectionExtras
     {
         public WillMessage? Will;
+        public string? UserName;
         public uint? DisconnectSessionExpiry;
         public int OverflowReported;
         public RouteBuffer? RouteBuffer;
         public Dictionary<string, ushort>? OutboundAliases;
         public Dictionary<ushort, string>? InboundAliases;
+    }
+
+    /// <summary>What the admin API shows of an accepted client (built on request; nothing is kept for it); null before CONNECT.</summary>
+    internal ConnectionFacts? Facts => Volatile.Read(ref _connectedTimestamp) is var at and not 0
+        ? new ConnectionFacts(_clientId, _version, _keepAlive, ClientEndPoint, _extras?.UserName, at)
+        : null;
+
+    internal long LastActivityTimestamp => _deadline.LastActivityTimestamp;
+
+    internal Session? Session => _session;
+
+    /// <summary>The operator asked for this client to go (5.0: DISCONNECT 0x98 Administrative action).</summary>
+    internal void DisconnectByAdministrator(string reason)
+    {
+        if (V5)
+        {
+            TryWriteDisconnect(ReasonCode.AdministrativeAction);
+        }
+        End(DisconnectCause.AdministrativeAction, reason, graceful: true);
     }
 }

@@ -30,6 +30,8 @@ internal enum DisconnectCause
     LimitExceeded,
     /// <summary>A bug: an unexpected exception while handling the client's packet (logged as an error).</summary>
     InternalError,
+    /// <summary>An operator disconnected the client (admin API).</summary>
+    AdministrativeAction,
 }
 
 internal enum ConnectResult
@@ -50,6 +52,8 @@ internal enum DropReason
     QueueOverflow,
     Expired,
     PacketTooLarge,
+    /// <summary>A client published into a topic it may not (today: the broker's <c>$SYS/</c>).</summary>
+    NotAuthorized,
 }
 
 /// <summary>Why a commit of the persistent store failed (SQLite result code classes).</summary>
@@ -126,8 +130,9 @@ internal sealed class BrokerMetrics : IDisposable
         _negotiatedKeepAlive = _meter.CreateHistogram<double>("mqtt.keepalive.negotiated", "s", "Keep-alive in force after negotiation",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0, 5, 10, 30, 60, 120, 300, 600, 1200, 3600, 65535] });
         _keepAliveExpiries = _meter.CreateCounter<long>("mqtt.keepalive.expiries", "{connection}", "Connections closed because no packet arrived within 1.5 x keep-alive");
-        _tickLag = _meter.CreateHistogram<double>("mqtt.timer_wheel.tick_lag", "s", "How late the keep-alive wheel ran each tick",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5] });
+        _tickLag = _meter.CreateHistogram<double>("mqtt.timer_wheel.tick_lag", "s",
+            "How much later than its one-tick precision the keep-alive wheel ran (0 when on time); above 0.1 s the broker stalled",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
         _packetsReceived = _meter.CreateCounter<long>("mqtt.packets.received", "{packet}", "Control packets received, by type");
         _packetsSent = _meter.CreateCounter<long>("mqtt.packets.sent", "{packet}", "Control packets sent, by type");
         _bytesReceived = _meter.CreateCounter<long>("mqtt.network.received", "By", "Bytes received from clients");
@@ -163,22 +168,60 @@ internal sealed class BrokerMetrics : IDisposable
     private static KeyValuePair<string, object?> Tag(string key, string value) => new(key, value);
 
     private static KeyValuePair<string, object?>[] Tags<TEnum>(string key) where TEnum : struct, Enum
-        => Enum.GetValues<TEnum>().Select(v => Tag(key, ToSnakeCase(v.ToString()))).ToArray();
+        => Enum.GetValues<TEnum>().Select(v => Tag(key, DiagnosticNames.Of(v))).ToArray();
 
-    private static string ToSnakeCase(string name)
+    /// <summary>
+    /// Creates every labelled counter series at 0 (causes, results, reasons, QoS, protocol), so that rate() and
+    /// alert rules see a series from the first scrape instead of "no data" until the first event. Call once a
+    /// listener is attached (the host's start): measurements made before that are not seen by it.
+    /// </summary>
+    public void DeclareSeries()
     {
-        // "QoS0Congestion" is "qos0_congestion", not "qo_s0_congestion".
-        name = name.Replace("QoS", "Qos", StringComparison.Ordinal);
-        var sb = new System.Text.StringBuilder();
-        for (int i = 0; i < name.Length; i++)
+        foreach (var tag in _versionTags)
         {
-            if (char.IsUpper(name[i]) && i > 0 && !char.IsUpper(name[i - 1]))
-            {
-                sb.Append('_');
-            }
-            sb.Append(char.ToLowerInvariant(name[i]));
+            _connected.Add(0, tag);
         }
-        return sb.ToString();
+        foreach (var tag in _connectTags)
+        {
+            _connectAttempts.Add(0, tag);
+        }
+        foreach (var tag in _causeTags)
+        {
+            _disconnects.Add(0, tag);
+        }
+        foreach (var tag in _dropTags)
+        {
+            _messagesDropped.Add(0, tag);
+        }
+        foreach (var tag in _qosTags)
+        {
+            _messagesPublished.Add(0, tag);
+            _messagesDelivered.Add(0, tag);
+        }
+        _keepAliveExpiries.Add(0);
+        _storeCommits.Add(0);
+        _storeOperations.Add(0);
+        foreach (var tag in _storeErrorTags)
+        {
+            _storeErrors.Add(0, tag);
+        }
+        _bytesReceived.Add(0);
+        _bytesSent.Add(0);
+    }
+
+    /// <summary>
+    /// <c>mqtt_build_info{version,runtime} 1</c>, the usual way to put the running version on a dashboard, and the
+    /// process's file descriptors (the OpenTelemetry process instrumentation has no descriptor count, and every
+    /// MQTT connection is one descriptor).
+    /// </summary>
+    public void ObserveProcess(string version, Func<long?> openDescriptors, Func<long?> maxDescriptors)
+    {
+        var buildTags = new[] { Tag("version", version), Tag("runtime", Environment.Version.ToString()) };
+        _meter.CreateObservableGauge("mqtt.build.info", () => new Measurement<long>(1, buildTags), description: "Always 1; the labels say which build runs");
+        _meter.CreateObservableGauge("process.open_fds", () => openDescriptors() is { } n ? [new Measurement<long>(n)] : Array.Empty<Measurement<long>>(),
+            description: "File descriptors the process holds (one per MQTT connection, plus ~200 of the runtime's own)");
+        _meter.CreateObservableGauge("process.max_fds", () => maxDescriptors() is { } n ? [new Measurement<long>(n)] : Array.Empty<Measurement<long>>(),
+            description: "The process's soft limit on file descriptors (RLIMIT_NOFILE)");
     }
 
     private KeyValuePair<string, object?> Version(MqttProtocolVersion v) => _versionTags[v == MqttProtocolVersion.V500 ? 1 : 0];
@@ -203,7 +246,7 @@ internal sealed class BrokerMetrics : IDisposable
     public void ThrottledFor(TimeSpan duration) => _throttledTime.Add(duration.TotalSeconds);
 
     // Rare (the listener backs off after each): a tag built per call is fine.
-    public void AcceptFailed(System.Net.Sockets.SocketError error) => _acceptErrors.Add(1, Tag("error", ToSnakeCase(error.ToString())));
+    public void AcceptFailed(System.Net.Sockets.SocketError error) => _acceptErrors.Add(1, Tag("error", DiagnosticNames.ToSnakeCase(error.ToString())));
 
     public void StoreCommitted(int operations, TimeSpan duration)
     {
@@ -238,4 +281,30 @@ internal sealed class BrokerMetrics : IDisposable
     }
 
     public void Dispose() => _meter.Dispose();
+}
+
+/// <summary>The one snake_case name of each cause, result and reason, shared by log lines and metric labels.</summary>
+internal static class DiagnosticNames
+{
+    private static readonly string[] Causes = Enum.GetValues<DisconnectCause>().Select(v => ToSnakeCase(v.ToString())).ToArray();
+
+    public static string Of(DisconnectCause cause) => Causes[(int)cause];
+
+    public static string Of<TEnum>(TEnum value) where TEnum : struct, Enum => ToSnakeCase(value.ToString());
+
+    public static string ToSnakeCase(string name)
+    {
+        // "QoS0Congestion" is "qos0_congestion", not "qo_s0_congestion".
+        name = name.Replace("QoS", "Qos", StringComparison.Ordinal);
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < name.Length; i++)
+        {
+            if (char.IsUpper(name[i]) && i > 0 && !char.IsUpper(name[i - 1]))
+            {
+                sb.Append('_');
+            }
+            sb.Append(char.ToLowerInvariant(name[i]));
+        }
+        return sb.ToString();
+    }
 }

@@ -13,8 +13,11 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Broker.Hosting;
 
@@ -28,11 +31,57 @@ internal static class BrokerHost
             Args = args,
             ContentRootPath = FindContentRoot(),
         });
+        ConfigureConsoleLog(builder);
         configure?.Invoke(builder);
         // Before anything opens a socket: the runtime reads these once (see SocketEngineSettings).
         SocketEngineSettings.Apply(builder.Configuration);
         AddBroker(builder.Services, builder.Configuration);
         return builder;
+    }
+
+    /// <summary>
+    /// The console log an operator expects from a server: one line per event with a UTC timestamp (the runtime's
+    /// default is two lines and no time), or one JSON object per line, or journald's format
+    /// (<c>Broker:Logging:Format</c>). The standard <c>Logging:Console:*</c> keys still win where they are set.
+    /// </summary>
+    private static void ConfigureConsoleLog(HostApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        string format = configuration[BrokerLoggingOptions.SectionName + ":" + nameof(BrokerLoggingOptions.Format)] ?? "simple";
+        bool Set(string key) => configuration["Logging:Console:" + key] is not null;
+        builder.Services.Configure<ConsoleLoggerOptions>(o =>
+        {
+            if (!Set("FormatterName") && BrokerLoggingOptions.Formats.Contains(format, StringComparer.OrdinalIgnoreCase))
+            {
+                o.FormatterName = format.ToLowerInvariant();
+            }
+        });
+        builder.Services.Configure<SimpleConsoleFormatterOptions>(o =>
+        {
+            if (!Set("FormatterOptions:SingleLine"))
+            {
+                o.SingleLine = true;
+            }
+            if (!Set("FormatterOptions:TimestampFormat"))
+            {
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            }
+            if (!Set("FormatterOptions:UseUtcTimestamp"))
+            {
+                o.UseUtcTimestamp = true;
+            }
+        });
+        builder.Services.Configure<JsonConsoleFormatterOptions>(o =>
+        {
+            if (!Set("FormatterOptions:TimestampFormat"))
+            {
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            }
+            if (!Set("FormatterOptions:UseUtcTimestamp"))
+            {
+                o.UseUtcTimestamp = true;
+            }
+        });
     }
 
     /// <summary>
@@ -60,6 +109,9 @@ internal static class BrokerHost
         AddValidatedOptions<BrokerLimitsOptions, BrokerLimitsOptionsValidator>(services, configuration, BrokerLimitsOptions.Section);
         AddValidatedOptions<MetricsOptions, MetricsOptionsValidator>(services, configuration, MetricsOptions.SectionName);
         AddValidatedOptions<PersistenceOptions, PersistenceOptionsValidator>(services, configuration, PersistenceOptions.SectionName);
+        AddValidatedOptions<SysOptions, SysOptionsValidator>(services, configuration, SysOptions.SectionName);
+        AddValidatedOptions<AdminOptions, AdminOptionsValidator>(services, configuration, AdminOptions.SectionName);
+        AddValidatedOptions<BrokerLoggingOptions, BrokerLoggingOptionsValidator>(services, configuration, BrokerLoggingOptions.SectionName);
         services.AddKeepAliveEngine(configuration);
         services.AddBrokerSecurity(configuration,
             sp => [new ListenerAddress("MQTT", sp.GetRequiredService<IOptions<TcpOptions>>().Value.Address)]);
@@ -87,9 +139,18 @@ internal static class BrokerHost
             sp.GetRequiredService<IOptions<TcpOptions>>().Value.MaxPendingOutputBytes,
             sp.GetRequiredService<KeepAliveInsight>()));
         services.TryAddSingleton<BrokerServer>();
+        services.TryAddSingleton<StartupFailures>();
+        services.TryAddSingleton<StartupReport>();
+        services.TryAddSingleton<IClientDirectory, ConnectionClientDirectory>();
+        services.TryAddSingleton<MeterTotals>();
+        services.TryAddSingleton(sp => new Lazy<MeterTotals>(sp.GetRequiredService<MeterTotals>));
         AddPersistence(services, configuration);
         AddMetricsEndpoint(services, configuration);
-        services.AddHostedService(sp => sp.GetRequiredService<BrokerServer>());
+        // Before the MQTT listener: their in-process totals start before the first connection can arrive.
+        services.AddHostedService<SysTopicPublisher>();
+        services.AddHostedService<ConnectionSummaryLog>();
+        services.AddHostedService(sp => new GuardedBrokerServer(sp.GetRequiredService<BrokerServer>(), sp.GetRequiredService<StartupFailures>(),
+            sp.GetRequiredService<IOptions<TcpOptions>>()));
         services.AddHostedService<BrokerStateObserver>();
     }
 
@@ -123,23 +184,37 @@ internal static class BrokerHost
     {
         services.TryAddSingleton<MetricsEndpoint>();
         services.AddHostedService(sp => sp.GetRequiredService<MetricsEndpoint>());
-        // Without the endpoint nobody reads the instruments, so nothing listens to them either and recording
+        // Without /metrics nobody reads the instruments, so nothing listens to them either and recording
         // costs one "enabled?" check.
-        if (configuration.GetValue(MetricsOptions.SectionName + ":" + nameof(MetricsOptions.Enabled), true))
+        if (!configuration.GetValue(MetricsOptions.SectionName + ":" + nameof(MetricsOptions.Enabled), true))
         {
-            services.AddOpenTelemetry().WithMetrics(m =>
+            return;
+        }
+        services.AddOpenTelemetry()
+            // service_name, not "unknown_service:Broker"; the instance is the host, as Prometheus' own "instance" label is.
+            .ConfigureResource(r => r.AddService(BrokerVersion.Product, serviceVersion: BrokerVersion.Version, autoGenerateServiceInstanceId: false,
+                serviceInstanceId: Environment.MachineName))
+            .WithMetrics(m =>
             {
-                m.AddMeter(BrokerMetrics.MeterName).AddPrometheusExporter();
+                m.AddMeter(BrokerMetrics.MeterName)
+                    .AddProcessInstrumentation()
+                    .AddRuntimeInstrumentation()
+                    // One broker per target: the scope label on every series says nothing a query needs.
+                    .AddPrometheusExporter(o => o.ScopeInfoEnabled = false);
                 // The SDK listens by meter name process-wide: with several brokers in one process (the
                 // in-process tests) it would also pick up the others' "MqttBroker" instruments, and keep the
-                // first of each name. Only instruments of this container's meter factory are kept.
+                // first of each name. Only the broker instruments of this container's meter factory are kept.
                 ((IDeferredMeterProviderBuilder)m).Configure((sp, builder) =>
                 {
                     var ownFactory = sp.GetRequiredService<IMeterFactory>();
-                    builder.AddView(instrument => ReferenceEquals(instrument.Meter.Scope, ownFactory) ? null : MetricStreamConfiguration.Drop);
+                    builder.AddView(instrument => instrument.Meter.Name != BrokerMetrics.MeterName || ReferenceEquals(instrument.Meter.Scope, ownFactory)
+                        ? null
+                        : MetricStreamConfiguration.Drop);
+                    // The process instrumentation's descriptor count duplicates process_open_fds, which pairs with
+                    // process_max_fds under the names Prometheus client libraries use.
+                    builder.AddView("process.unix.file_descriptor.count", MetricStreamConfiguration.Drop);
                 });
             });
-        }
     }
 
     private static void AddValidatedOptions<TOptions, TValidator>(IServiceCollection services, IConfiguration configuration, string section)

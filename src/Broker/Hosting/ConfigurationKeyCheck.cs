@@ -19,7 +19,13 @@ internal static class ConfigurationKeyCheck
         ("Auth", typeof(Broker.Security.AuthOptions)),
         ("Tls", typeof(Broker.Security.TlsOptions)),
         ("Persistence", typeof(Persistence.PersistenceOptions)),
+        ("Sys", typeof(SysOptions)),
+        ("Admin", typeof(AdminOptions)),
+        ("Logging", typeof(Broker.Diagnostics.BrokerLoggingOptions)),
     ];
+
+    /// <summary>Every known Broker section and its options type (start-up checks bind each).</summary>
+    public static IReadOnlyList<(string Section, Type Options)> KnownSections => Sections;
 
     /// <summary>Every unknown key, as one message each; empty when all keys are known.</summary>
     public static List<string> FindUnknownKeys(IConfiguration configuration)

@@ -6,29 +6,57 @@ namespace Broker.Hosting;
 /// <c>dotnet Broker.dll --healthcheck</c>: GETs /healthz of a running broker and exits 0 (healthy) or 1. It lets
 /// the container's HEALTHCHECK use the runtime already in the image instead of installing curl.
 /// </summary>
+/// <remarks>
+/// The URL comes from <c>Broker:Metrics:EndpointFile</c> when the running broker wrote one (a HEALTHCHECK process does
+/// not see the arguments the broker was started with), else from the same configuration the broker reads
+/// (appsettings.json, environment, this command line): <c>Broker:Metrics:Address</c>, or loopback when that is every
+/// address (0.0.0.0 or ::), and <c>Broker:Metrics:Port</c>.
+/// </remarks>
 internal static class HealthCheckCommand
 {
     public const string Switch = "--healthcheck";
 
-    public static async Task<int> RunAsync(string[] args)
+    public static string ResolveUrl(IConfiguration configuration)
     {
-        // The port comes from the same sources as the broker's (appsettings.json, Broker__Metrics__Port, command line).
-        var configuration = new ConfigurationBuilder()
-            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true)
-            .AddEnvironmentVariables()
-            .AddCommandLine(args.Where(a => a != Switch).ToArray())
-            .Build();
-        int port = configuration.GetValue(MetricsOptions.SectionName + ":" + nameof(MetricsOptions.Port), 9464);
+        var options = configuration.GetSection(MetricsOptions.SectionName).Get<MetricsOptions>() ?? new MetricsOptions();
+        if (!string.IsNullOrEmpty(options.EndpointFile) && File.Exists(options.EndpointFile))
+        {
+            string written = File.ReadAllText(options.EndpointFile).Trim();
+            if (Uri.TryCreate(written, UriKind.Absolute, out _))
+            {
+                return written;
+            }
+        }
+        return MetricsEndpoint.HealthUrl(options.Address, options.Port);
+    }
+
+    public static async Task<int> RunAsync(IConfiguration configuration, TextWriter error, CancellationToken cancellationToken)
+    {
+        string url;
+        try
+        {
+            url = ResolveUrl(configuration);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException or IOException)
+        {
+            await error.WriteLineAsync($"healthcheck: {ex.Message}").ConfigureAwait(false);
+            return BrokerCommandLine.ExitFailure;
+        }
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
         try
         {
-            using var response = await http.GetAsync($"http://127.0.0.1:{port}/healthz");
-            return response.IsSuccessStatusCode ? 0 : 1;
+            using var response = await http.GetAsync(url, cancellationToken).ConfigureAwait(false);
+            if (response.IsSuccessStatusCode)
+            {
+                return BrokerCommandLine.ExitOk;
+            }
+            await error.WriteLineAsync($"healthcheck: {url} answered {(int)response.StatusCode}").ConfigureAwait(false);
+            return BrokerCommandLine.ExitFailure;
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
         {
-            Console.Error.WriteLine($"healthcheck: {ex.Message}");
-            return 1;
+            await error.WriteLineAsync($"healthcheck: {url}: {ex.Message}").ConfigureAwait(false);
+            return BrokerCommandLine.ExitFailure;
         }
     }
 }

@@ -9,10 +9,7 @@ internal sealed class MetricsOptionsValidator : IValidateOptions<MetricsOptions>
 
     public ValidateOptionsResult Validate(string? name, MetricsOptions options)
     {
-        if (!options.Enabled)
-        {
-            return ValidateOptionsResult.Success;
-        }
+        // Validated even when Enabled is false: the listener stays for the health probes and the admin API.
         var failures = new List<string>();
         if (string.IsNullOrWhiteSpace(options.Address) || !IPAddress.TryParse(options.Address, out _))
         {

@@ -63,9 +63,16 @@ internal sealed class Router
     /// Second phase: hands the built message to every matched session. Returns what the retained store
     /// did with a retained message (null otherwise); a message the store refuses is still delivered.
     /// </summary>
-    public RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer)
+    public RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer) => Deliver(message, buffer, fromClient: true);
+
+    /// <param name="fromClient">False for the broker's own messages ($SYS): they are not counted as received from
+    /// clients, nor as dropped when nobody subscribed (most of the time nobody reads $SYS).</param>
+    private RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer, bool fromClient)
     {
-        _metrics.MessageReceived(message.QoS);
+        if (fromClient)
+        {
+            _metrics.MessageReceived(message.QoS);
+        }
         RetainOutcome? retained = message.Retain ? SetRetained(message) : null;
         var targets = buffer.Targets;
         for (int i = 0; i < targets.Count; i++)
@@ -89,7 +96,7 @@ internal sealed class Router
                     break;
             }
         }
-        if (targets.Count == 0)
+        if (targets.Count == 0 && fromClient)
         {
             _metrics.MessageDropped(DropReason.NoSubscribers);
         }
@@ -101,7 +108,15 @@ internal sealed class Router
     {
         var buffer = new RouteBuffer();
         Match(message.Topic, message.PublisherClientId, buffer);
-        Deliver(message, buffer);
+        Deliver(message, buffer, fromClient: true);
+    }
+
+    /// <summary>Publishes a message of the broker's own ($SYS): routed and retained like any other, not counted as a client's.</summary>
+    public void PublishServerMessage(ApplicationMessage message)
+    {
+        var buffer = new RouteBuffer();
+        Match(message.Topic, null, buffer);
+        Deliver(message, buffer, fromClient: false);
     }
 
     private RetainOutcome SetRetained(ApplicationMessage message) =>

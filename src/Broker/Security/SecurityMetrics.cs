@@ -43,6 +43,20 @@ internal sealed class SecurityMetrics : IDisposable
 
     public void AclDenied(AclAction action) => _aclDenials.Add(1, _actionTags[(int)action]);
 
+    /// <summary>Every series at 0 from the first scrape, as the broker's other counters (rate() needs a first sample).</summary>
+    public void DeclareSeries()
+    {
+        foreach (var tags in _outcomeTags)
+        {
+            _authentications.Add(0, tags);
+        }
+        foreach (var tags in _actionTags)
+        {
+            _aclDenials.Add(0, tags);
+        }
+        _hashComputations.Add(0);
+    }
+
     private static KeyValuePair<string, object?>[] Tags(string key, string value) => [new(key, value)];
 
     /// <summary>A meter from the factory belongs to the factory; only one made here is disposed here.</summary>

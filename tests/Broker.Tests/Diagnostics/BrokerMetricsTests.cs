@@ -117,10 +117,10 @@ public sealed class BrokerMetricsTests
     }
 
     [Fact]
-    public void Disabled_metrics_skip_validation_and_defaults_are_valid()
+    public void Disabled_metrics_are_still_validated_because_the_listener_stays_for_the_probes_and_defaults_are_valid()
     {
         var validator = new MetricsOptionsValidator();
-        Assert.True(validator.Validate(null, new MetricsOptions { Enabled = false, Address = "nowhere" }).Succeeded);
+        Assert.True(validator.Validate(null, new MetricsOptions { Enabled = false, Address = "nowhere" }).Failed);
         Assert.True(validator.Validate(null, new MetricsOptions()).Succeeded);
         Assert.True(validator.Validate(null, new MetricsOptions { Port = 0 }).Succeeded);
     }

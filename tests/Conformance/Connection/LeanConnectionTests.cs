@@ -88,8 +88,8 @@ public sealed class LeanConnectionTests
         await fin.HandshakeAsync(MqttProtocolVersion.V311, "closes", 60);
         fin.Socket.Shutdown(SocketShutdown.Send);
 
-        await broker.Logs.WaitForAsync(3, "Client resets disconnected: MQTT 3.1.1, keep-alive 60s, reason ConnectionReset", Timeout);
-        await broker.Logs.WaitForAsync(3, "Client closes disconnected: MQTT 3.1.1, keep-alive 60s, reason SocketClosed", Timeout);
+        await broker.Logs.WaitForAsync(3, "Client resets disconnected: MQTT 3.1.1, keep-alive 60s, cause connection_reset", Timeout);
+        await broker.Logs.WaitForAsync(3, "Client closes disconnected: MQTT 3.1.1, keep-alive 60s, cause socket_closed", Timeout);
         await fin.DisposeAsync();
     }
 
@@ -197,7 +197,7 @@ public sealed class LeanConnectionTests
         await WaitUntilAsync(() => !connection.HoldsIoBuffers, "an idle stream connection still holds a buffer");
 
         await streamClient.SendAsync(new DisconnectPacket(), MqttProtocolVersion.V500);
-        await broker.Logs.WaitForAsync(3, "Client over-stream disconnected: MQTT 5.0, keep-alive 60s, reason ClientDisconnect", Timeout);
+        await broker.Logs.WaitForAsync(3, "Client over-stream disconnected: MQTT 5.0, keep-alive 60s, cause client_disconnect", Timeout);
         await WaitUntilAsync(() => !Connections(broker).Contains(connection), "the stream connection stayed registered after it closed");
     }
 

@@ -74,6 +74,9 @@ public sealed class DockerfileTests
         var healthcheck = Instructions.SingleOrDefault(i => i.Stage == finalStage && i.Keyword == "HEALTHCHECK");
         Assert.NotNull(healthcheck);
         Assert.Contains("CMD", healthcheck.Arguments, StringComparison.Ordinal);
+        Assert.Contains("--healthcheck", healthcheck.Arguments, StringComparison.Ordinal);
+        // The check follows the URL the broker wrote: the HEALTHCHECK process does not see `docker run` arguments.
+        Assert.Contains(Instructions, i => i.Stage == finalStage && i.Keyword == "ENV" && i.Arguments.StartsWith("Broker__Metrics__EndpointFile=/", StringComparison.Ordinal));
     }
 
     /// <summary>Instructions with their stage number (each FROM starts one); comments dropped, continuations joined.</summary>

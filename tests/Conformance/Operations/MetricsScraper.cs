@@ -15,7 +15,8 @@ internal sealed class MetricsScraper : IDisposable
     {
         var endPoint = broker.Services.GetRequiredService<MetricsEndpoint>().LocalEndPoint
             ?? throw new InvalidOperationException("the metrics endpoint is not listening");
-        _http = new HttpClient { BaseAddress = new Uri($"http://{endPoint}/"), Timeout = TimeSpan.FromSeconds(5) };
+        // The first scrape compiles the exporter and the process and runtime instrumentations: seconds on a busy machine.
+        _http = new HttpClient { BaseAddress = new Uri($"http://{endPoint}/"), Timeout = TimeSpan.FromSeconds(20) };
     }
 
     public Task<HttpResponseMessage> GetAsync(string path) => _http.GetAsync(path);
