@@ -98,8 +98,12 @@ public sealed class HalfOpenKeepAliveTests
                     listener.EnableMeasurementEvents(instrument);
                 }
             };
-            _listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
             {
+                if (value == 0)
+                {
+                    return; // the series declared at zero at start-up
+                }
                 foreach (var tag in tags)
                 {
                     if (tag.Key == "cause")
