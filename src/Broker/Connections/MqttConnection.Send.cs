@@ -170,7 +170,14 @@ internal sealed partial class MqttConnection
         var message = outbound.Message;
         var time = _services.Time;
         long? remaining = message.RemainingExpirySeconds(time.GetTimestamp(), time.TimestampFrequency);
-        if (remaining is <= 0)
+        // HOOK(conformance): expiry applies only before the first send. A resend (dup) of a message already
+        // sent goes out whatever its age [MQTT-4.3.3-7], [MQTT-3.3.2-5: "not managed to start onward delivery"],
+        // with an expiry of 0 left rather than none.
+        if (dup && remaining is < 0)
+        {
+            remaining = 0;
+        }
+        if (!dup && remaining is <= 0)
         {
             // [MQTT-3.3.2-5] an expired message is not delivered.
             Discard(session, outbound, packetId, DropReason.Expired);

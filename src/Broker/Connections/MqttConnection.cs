@@ -58,6 +58,8 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     private int _clientTopicAliasMaximum;
     private Dictionary<string, ushort>? _outboundAliases;
     private Dictionary<ushort, string>? _inboundAliases;
+    // HOOK(conformance): 5.0 Request Problem Information; 0 means no Reason String on CONNACK/DISCONNECT.
+    private bool _problemInformation = true;
 
     public MqttConnection(IConnectionTransport transport, ConnectionServices services)
     {
@@ -282,19 +284,19 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         var cause = error.Code is ReasonCode.PacketTooLarge or ReasonCode.ReceiveMaximumExceeded
             ? DisconnectCause.LimitExceeded
             : DisconnectCause.ProtocolError;
-        return Fail(cause, error.ToString(), error.Code);
+        return Fail(cause, error.ToString(), error.Code, error.Message); // HOOK(conformance): Reason String
     }
 
     /// <summary>
     /// Ends the connection because of the client. In 5.0, after CONNECT, a DISCONNECT with the reason code
     /// goes first [MQTT-4.13.1-1]; before CONNECT there is nobody to tell in the client's version.
     /// </summary>
-    private bool Fail(DisconnectCause cause, string detail, ReasonCode? code)
+    private bool Fail(DisconnectCause cause, string detail, ReasonCode? code, string? reasonString = null)
     {
         SetCause(cause, detail);
         if (_connected && V5 && code is { } c)
         {
-            TryWriteDisconnect(c);
+            TryWriteDisconnect(c, reasonString ?? detail);
             End(cause, detail, graceful: true);
         }
         else
@@ -347,14 +349,16 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         }
     }
 
-    private bool TryWriteDisconnect(ReasonCode code)
+    private bool TryWriteDisconnect(ReasonCode code, string? reason)
     {
         // Only when the client reads: a DISCONNECT stuck behind a full pipe would hold the close.
         if (_transport.IsOutputCongested)
         {
             return false;
         }
-        return WritePacket(new DisconnectPacket { ReasonCode = code });
+        var packet = new DisconnectPacket { ReasonCode = code };
+        ProblemInformation.Attach(packet, reason, _problemInformation, _clientMaximumPacketSize); // HOOK(conformance)
+        return WritePacket(packet);
     }
 
     private void Cleanup()
@@ -430,7 +434,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         _services.Metrics.KeepAliveExpired();
         BrokerLog.KeepAliveTimeout(_services.Logger, _clientId, VersionText, _keepAlive, expiry.Elapsed.TotalSeconds, expiry.Timeout.TotalSeconds);
         // Terminated at once: the peer is presumed gone and cannot take part in a close handshake.
-        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout);
+        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout, $"no packet within {expiry.Timeout.TotalSeconds:0.###}s (1.5 x keep-alive)");
         End(DisconnectCause.KeepAliveTimeout, $"no packet for {expiry.Elapsed.TotalSeconds:F3}s",
             graceful: told, flushTimeout: KeepAliveDisconnectFlushTimeout);
     }
@@ -451,7 +455,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             BrokerLog.SlowConsumer(c._services.Logger, c._clientId, c._session?.PendingCount ?? 0);
             if (c.V5)
             {
-                c.TryWriteDisconnect(ReasonCode.QuotaExceeded);
+                c.TryWriteDisconnect(ReasonCode.QuotaExceeded, "queue of QoS 1/2 messages full: the client reads too slowly");
             }
             c.End(DisconnectCause.SlowConsumer, "queue of QoS 1/2 messages full");
         }, this, preferLocal: false);
@@ -462,7 +466,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     {
         if (V5)
         {
-            TryWriteDisconnect(ReasonCode.SessionTakenOver);
+            TryWriteDisconnect(ReasonCode.SessionTakenOver, "another connection with the same client id");
         }
         End(DisconnectCause.Takeover, "another connection with the same client id", graceful: V5);
     }
@@ -472,7 +476,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     {
         if (_connected && V5)
         {
-            TryWriteDisconnect(ReasonCode.ServerShuttingDown);
+            TryWriteDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
         }
         End(DisconnectCause.ServerShutdown, null, graceful: true);
         return Task.CompletedTask;

@@ -21,6 +21,10 @@ internal sealed class RawClient : IAsyncDisposable
 
     public Socket Socket => _socket;
 
+    /// <summary>The exact bytes of the packet <see cref="ReceiveAsync"/> returned last, for byte-level assertions
+    /// that do not trust the codec under test to read what it wrote.</summary>
+    public byte[] LastPacketBytes { get; private set; } = [];
+
     public static Task<RawClient> ConnectAsync(BrokerInstance broker) => ConnectAsync(broker.EndPoint);
 
     /// <summary>For a broker that is not a <see cref="BrokerInstance"/> (e.g. one running as a child process).</summary>
@@ -72,6 +76,7 @@ internal sealed class RawClient : IAsyncDisposable
             if (status == ReadStatus.Complete)
             {
                 int used = (int)sequence.Slice(0, consumed).Length;
+                LastPacketBytes = _buffer.AsSpan(0, used).ToArray();
                 Buffer.BlockCopy(_buffer, used, _buffer, 0, _buffered - used);
                 _buffered -= used;
                 return packet;
@@ -105,10 +110,10 @@ internal sealed class RawClient : IAsyncDisposable
     public async Task<List<MqttPacket>> ReadUntilClosedAsync(MqttProtocolVersion version, TimeSpan timeout)
     {
         var packets = new List<MqttPacket>();
-        var deadline = DateTime.UtcNow + timeout;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         while (true)
         {
-            var left = deadline - DateTime.UtcNow;
+            var left = timeout - System.Diagnostics.Stopwatch.GetElapsedTime(start);
             if (left <= TimeSpan.Zero)
             {
                 throw new TimeoutException($"connection still open after {timeout}");
