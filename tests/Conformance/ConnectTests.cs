@@ -394,4 +394,19 @@ public sealed class ConnectTests
         Assert.False(ack.SessionPresent);
         Assert.Empty(await raw.ReadUntilClosedAsync(v5, CloseWait));
     }
+    [Fact]
+    public async Task MQTT_3_2_2_19_and_3_14_2_3_Reason_String_is_left_out_where_it_would_exceed_the_client_Maximum_Packet_Size()
+    {
+        var v5 = Broker.Protocol.MqttProtocolVersion.V500;
+        await using var broker = await BrokerInstance.StartAsync();
+        // 16 bytes: room for the bare CONNACK and DISCONNECT, none for a Reason String.
+        await using var old = await RawConnectedAsync(broker, v5, "small", properties: new MqttProperties { MaximumPacketSize = 16 });
+        await using var replacement = await RawConnectedAsync(broker, v5, "small");
+        Assert.IsType<DisconnectPacket>(await old.ReceiveAsync(v5, CloseWait));
+        Assert.Equal([0xE0, 0x01, 0x8E], old.LastPacketBytes);
+
+        await using var refused = await RawClient.ConnectAsync(broker);
+        await refused.HandshakeAsync(v5, "refused", 60, properties: new MqttProperties { AuthenticationMethod = "SCRAM-SHA-1", MaximumPacketSize = 16 });
+        Assert.Equal([0x20, 0x03, 0x00, 0x8C, 0x00], refused.LastPacketBytes);
+    }
 }
