@@ -23,7 +23,7 @@ internal sealed partial class MqttConnection
             if (level == 5)
             {
                 // [MQTT-3.1.4-1] 5.0 may learn why with a CONNACK reason code before the close.
-                return RefuseConnect(MqttProtocolVersion.V500, (byte)error.Code, error.ToString(), DisconnectCause.ProtocolError, error.Message);
+                return RefuseConnect(MqttProtocolVersion.V500, (byte)error.Code, error.ToString(), DisconnectCause.ProtocolError, error.Message); // HOOK(conformance)
             }
             return Fail(DisconnectCause.ProtocolError, "malformed CONNECT: " + error, null);
         }
@@ -134,7 +134,7 @@ internal sealed partial class MqttConnection
     }
 
     /// <summary>CONNACK with a refusal code, then close [MQTT-3.2.2-6 / 3.2.2-7].</summary>
-    private bool RefuseConnect(MqttProtocolVersion version, byte code, string reason, DisconnectCause cause, string? reasonString = null)
+    private bool RefuseConnect(MqttProtocolVersion version, byte code, string reason, DisconnectCause cause, string? reasonString = null) // HOOK(conformance): reasonString
     {
         BrokerLog.ConnectRefused(_services.Logger, _transport.RemoteEndPoint, reason);
         _version = version;

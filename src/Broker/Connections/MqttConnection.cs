@@ -291,12 +291,12 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     /// Ends the connection because of the client. In 5.0, after CONNECT, a DISCONNECT with the reason code
     /// goes first [MQTT-4.13.1-1]; before CONNECT there is nobody to tell in the client's version.
     /// </summary>
-    private bool Fail(DisconnectCause cause, string detail, ReasonCode? code, string? reasonString = null)
+    private bool Fail(DisconnectCause cause, string detail, ReasonCode? code, string? reasonString = null) // HOOK(conformance): reasonString
     {
         SetCause(cause, detail);
         if (_connected && V5 && code is { } c)
         {
-            TryWriteDisconnect(c, reasonString ?? detail);
+            TryWriteDisconnect(c, reasonString ?? detail); // HOOK(conformance)
             End(cause, detail, graceful: true);
         }
         else
@@ -349,7 +349,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         }
     }
 
-    private bool TryWriteDisconnect(ReasonCode code, string? reason)
+    private bool TryWriteDisconnect(ReasonCode code, string? reason) // HOOK(conformance): reason
     {
         // Only when the client reads: a DISCONNECT stuck behind a full pipe would hold the close.
         if (_transport.IsOutputCongested)
@@ -434,7 +434,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
         _services.Metrics.KeepAliveExpired();
         BrokerLog.KeepAliveTimeout(_services.Logger, _clientId, VersionText, _keepAlive, expiry.Elapsed.TotalSeconds, expiry.Timeout.TotalSeconds);
         // Terminated at once: the peer is presumed gone and cannot take part in a close handshake.
-        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout, $"no packet within {expiry.Timeout.TotalSeconds:0.###}s (1.5 x keep-alive)");
+        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout, $"no packet within {expiry.Timeout.TotalSeconds:0.###}s (keep-alive {_keepAlive}s)"); // HOOK(conformance)
         End(DisconnectCause.KeepAliveTimeout, $"no packet for {expiry.Elapsed.TotalSeconds:F3}s",
             graceful: told, flushTimeout: KeepAliveDisconnectFlushTimeout);
     }
@@ -455,7 +455,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
             BrokerLog.SlowConsumer(c._services.Logger, c._clientId, c._session?.PendingCount ?? 0);
             if (c.V5)
             {
-                c.TryWriteDisconnect(ReasonCode.QuotaExceeded, "queue of QoS 1/2 messages full: the client reads too slowly");
+                c.TryWriteDisconnect(ReasonCode.QuotaExceeded, "queue of QoS 1/2 messages full: the client reads too slowly"); // HOOK(conformance)
             }
             c.End(DisconnectCause.SlowConsumer, "queue of QoS 1/2 messages full");
         }, this, preferLocal: false);
@@ -466,7 +466,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     {
         if (V5)
         {
-            TryWriteDisconnect(ReasonCode.SessionTakenOver, "another connection with the same client id");
+            TryWriteDisconnect(ReasonCode.SessionTakenOver, "another connection with the same client id"); // HOOK(conformance)
         }
         End(DisconnectCause.Takeover, "another connection with the same client id", graceful: V5);
     }
@@ -476,7 +476,7 @@ internal sealed partial class MqttConnection : IKeepAliveTarget, IDeliveryTarget
     {
         if (_connected && V5)
         {
-            TryWriteDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
+            TryWriteDisconnect(ReasonCode.ServerShuttingDown, "server shutting down"); // HOOK(conformance)
         }
         End(DisconnectCause.ServerShutdown, null, graceful: true);
         return Task.CompletedTask;
