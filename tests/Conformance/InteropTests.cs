@@ -15,19 +15,9 @@ public sealed class InteropTests
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>The tool's path; skips the test without it, or fails it in CI (see <see cref="InteropTools"/>).</summary>
     private static string RequireTool(string name)
-    {
-        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator))
-        {
-            var path = Path.Combine(dir, name);
-            if (File.Exists(path))
-            {
-                return path;
-            }
-        }
-        Assert.Skip("mosquitto-clients not installed");
-        return name;
-    }
+        => InteropTools.Find(name) ?? InteropTools.Missing($"{name} not found: apt-get install mosquitto-clients");
 
     /// <summary>
     /// Starts the tool with line-buffered stdout (through stdbuf when present): into a pipe, stdio would hold the

@@ -102,7 +102,7 @@ public sealed class LimitsTests
         var retained = await lateMessages.NextAsync();
         Assert.Equal("state/a", retained.Topic);
         Assert.Equal("2", retained.ConvertPayloadToString());
-        await lateMessages.AssertNothingAsync();
+        await lateMessages.AssertNothingBeforeMarkerAsync(publisher, "state/marker");
 
         // Operators see the refusal and what the store holds ("state/a" + "2").
         await scraper.WaitUntilAsync(

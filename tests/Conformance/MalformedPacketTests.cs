@@ -50,6 +50,8 @@ public sealed class MalformedPacketTests
         if (version == RawVersion.V500)
         {
             var disconnect = Assert.IsType<DisconnectPacket>(Assert.Single(answers));
+            // The client did not set Request Problem Information to 0: the broker says why in a Reason String.
+            Assert.False(string.IsNullOrEmpty(disconnect.Properties?.ReasonString), "no Reason String");
             if (v5Reason is { } expected)
             {
                 Assert.Equal(expected, disconnect.ReasonCode);

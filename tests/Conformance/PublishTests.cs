@@ -185,7 +185,8 @@ public sealed class PublishTests
         await publisher.PublishAsync("t", "1", MqttQualityOfServiceLevel.AtLeastOnce);
         await publisher.PublishAsync("t", "2", MqttQualityOfServiceLevel.AtLeastOnce);
         var first = await raw.ExpectAsync<PublishPacket>(v5);
-        await Assert.ThrowsAsync<TimeoutException>(() => raw.ReceiveAsync(v5, MessageCollector.Absence));
+        // Both messages were routed before the publisher got its PUBACKs: the second waits for the window.
+        await raw.AssertNothingBeforePingRespAsync(v5);
         await raw.SendAsync(new PubAckPacket { PacketId = first.PacketId }, v5);
         var second = await raw.ExpectAsync<PublishPacket>(v5);
         Assert.Equal("2", System.Text.Encoding.UTF8.GetString(second.Payload.Span));
@@ -328,5 +329,187 @@ public sealed class PublishTests
         var m = await messages.NextAsync();
         Assert.Equal("big/2", m.Topic);
         Assert.True(subscriber.IsConnected);
+    }
+    private static async Task SubscribeRawAsync(RawClient raw, RawVersion version, string filter, QualityOfService qos)
+    {
+        await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription(filter, qos)] }, version);
+        await raw.ExpectAsync<SubAckPacket>(version);
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_2_3_1_5_QoS_0_PUBLISH_has_no_packet_id_and_DUP_0(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var raw = await RawConnectedAsync(broker, version, "zero");
+        await SubscribeRawAsync(raw, version, "t", QualityOfService.AtMostOnce);
+        using var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311);
+        await publisher.PublishAsync("t", "x", MqttQualityOfServiceLevel.AtMostOnce);
+        await raw.ExpectAsync<PublishPacket>(version);
+        // [MQTT-2.3.1-5 (3.1.1) / 2.2.1-2 (5.0)] no packet id; [MQTT-4.3.1-1] QoS 0, DUP 0, RETAIN 0:
+        // 0x30, remaining length, topic "t", (5.0: property length 0), payload "x" right after.
+        byte[] expected = version == RawVersion.V311
+            ? [0x30, 0x04, 0x00, 0x01, (byte)'t', (byte)'x']
+            : [0x30, 0x05, 0x00, 0x01, (byte)'t', 0x00, (byte)'x'];
+        Assert.Equal(expected, raw.LastPacketBytes);
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311, QualityOfService.AtLeastOnce)]
+    [InlineData(RawVersion.V311, QualityOfService.ExactlyOnce)]
+    [InlineData(RawVersion.V500, QualityOfService.AtLeastOnce)]
+    [InlineData(RawVersion.V500, QualityOfService.ExactlyOnce)]
+    public async Task MQTT_4_3_2_2_First_QoS_1_and_2_PUBLISH_has_DUP_0_and_its_packet_id_after_the_topic(RawVersion version, QualityOfService qos)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var raw = await RawConnectedAsync(broker, version, "header");
+        await SubscribeRawAsync(raw, version, "t", qos);
+        using var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311);
+        await publisher.PublishAsync("t", "x", (MqttQualityOfServiceLevel)qos);
+        var p = await raw.ExpectAsync<PublishPacket>(version);
+        byte[] b = raw.LastPacketBytes;
+        // Fixed header: type 3, DUP 0, QoS in bits 2-1, RETAIN 0 [MQTT-4.3.2-2 / 4.3.3-2 (5.0), 4.3.2-1 / 4.3.3-1 (3.1.1)].
+        Assert.Equal((byte)(0x30 | ((int)qos << 1)), b[0]);
+        Assert.Equal(b.Length - 2, b[1]);
+        // Topic "t", then the packet id, big-endian and non-zero [MQTT-2.2.1-4 (5.0) / 2.3.1-1 (3.1.1)].
+        Assert.Equal([0x00, 0x01, (byte)'t'], b[2..5]);
+        Assert.Equal(p.PacketId, (b[5] << 8) | b[6]);
+        Assert.NotEqual(0, p.PacketId);
+        Assert.Equal(version == RawVersion.V500 ? [0x00, (byte)'x'] : new[] { (byte)'x' }, b[7..]);
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_4_3_2_1_Messages_in_flight_at_once_have_distinct_packet_ids_and_stay_unacknowledged_until_PUBACK(RawVersion version)
+    {
+        const int window = 4;
+        // The window is the broker's (3.1.1) or the client's Receive Maximum (5.0).
+        await using var broker = await BrokerInstance.StartAsync(version == RawVersion.V311
+            ? new Dictionary<string, string?> { ["Broker:Limits:MaxInflightMessages"] = window.ToString() } : null);
+        await using var raw = await RawConnectedAsync(broker, version, "window",
+            properties: version == RawVersion.V500 ? new MqttProperties { ReceiveMaximum = window } : null);
+        await SubscribeRawAsync(raw, version, "w", QualityOfService.AtLeastOnce);
+        using var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311);
+        for (int i = 0; i < window + 3; i++)
+        {
+            await publisher.PublishAsync("w", i.ToString(), MqttQualityOfServiceLevel.AtLeastOnce);
+        }
+        var inFlight = new Dictionary<ushort, string>();
+        for (int i = 0; i < window; i++)
+        {
+            var p = await raw.ExpectAsync<PublishPacket>(version);
+            Assert.False(p.Dup);
+            Assert.NotEqual(0, p.PacketId);
+            // [MQTT-2.3.1-4 (3.1.1) / 2.2.1-4 (5.0)] an id not used by another message in flight.
+            Assert.True(inFlight.TryAdd(p.PacketId, System.Text.Encoding.UTF8.GetString(p.Payload.Span)), $"packet id {p.PacketId} used twice");
+        }
+        // Four unacknowledged messages fill the window: nothing more (and nothing resent) until a PUBACK.
+        await raw.AssertNothingBeforePingRespAsync(version);
+        ushort acked = inFlight.Keys.ElementAt(1);
+        await raw.SendAsync(new PubAckPacket { PacketId = acked }, version);
+        inFlight.Remove(acked);
+        var next = await raw.ExpectAsync<PublishPacket>(version);
+        Assert.Equal(window.ToString(), System.Text.Encoding.UTF8.GetString(next.Payload.Span));
+        Assert.DoesNotContain(next.PacketId, inFlight.Keys);
+        await raw.AssertNothingBeforePingRespAsync(version);
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_4_3_2_5_Packet_id_reused_after_PUBACK_is_a_new_message(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        var (subscriber, messages) = await SubscriberAsync(broker, version == RawVersion.V500 ? V500 : V311, "reuse");
+        using var _ = subscriber;
+        await using var raw = await RawConnectedAsync(broker, version, "device");
+        // A device that numbers every QoS 1 publish 1, as many small clients do; DUP on the last one changes nothing.
+        foreach (var (payload, dup) in new[] { ("a", false), ("b", false), ("c", true) })
+        {
+            await raw.SendAsync(Publish("reuse", payload, QualityOfService.AtLeastOnce, 1, dup), version);
+            Assert.Equal(1, (await raw.ExpectAsync<PubAckPacket>(version)).PacketId);
+        }
+        foreach (var payload in new[] { "a", "b", "c" })
+        {
+            Assert.Equal(payload, (await messages.NextAsync()).ConvertPayloadToString());
+        }
+    }
+
+    [Fact]
+    public async Task MQTT_3_3_4_10_Other_packets_flow_while_the_client_Receive_Maximum_is_exhausted()
+    {
+        var v5 = RawVersion.V500;
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var raw = await RawConnectedAsync(broker, v5, "quota", properties: new MqttProperties { ReceiveMaximum = 1 });
+        await SubscribeRawAsync(raw, v5, "q/#", QualityOfService.AtLeastOnce);
+        using var publisher = await MqttClients.ConnectAsync(broker, V500);
+        await publisher.PublishAsync("q/1", "1", MqttQualityOfServiceLevel.AtLeastOnce);
+        await publisher.PublishAsync("q/2", "2", MqttQualityOfServiceLevel.AtLeastOnce);
+        var first = await raw.ExpectAsync<PublishPacket>(v5);
+        // Send quota 0 [MQTT-4.9.0-2]; every other packet is still answered at once [MQTT-3.3.4-10 / 4.9.0-3],
+        // each answer being the next packet (no PUBLISH slips in).
+        await raw.AssertNothingBeforePingRespAsync(v5);
+        await raw.SendAsync(new SubscribePacket { PacketId = 7, Subscriptions = [new TopicSubscription("other", QualityOfService.AtLeastOnce)] }, v5);
+        Assert.Equal(7, (await raw.ExpectAsync<SubAckPacket>(v5)).PacketId);
+        await raw.SendAsync(new UnsubscribePacket { PacketId = 8, TopicFilters = ["other"] }, v5);
+        Assert.Equal(8, (await raw.ExpectAsync<UnsubAckPacket>(v5)).PacketId);
+        await raw.SendAsync(Publish("elsewhere", "x", QualityOfService.AtLeastOnce, 9), v5);
+        Assert.Equal(9, (await raw.ExpectAsync<PubAckPacket>(v5)).PacketId);
+        await raw.SendAsync(Publish("elsewhere", "x", QualityOfService.ExactlyOnce, 10), v5);
+        Assert.Equal(10, (await raw.ExpectAsync<PubRecPacket>(v5)).PacketId);
+        await raw.SendAsync(new PubRelPacket { PacketId = 10 }, v5);
+        Assert.Equal(10, (await raw.ExpectAsync<PubCompPacket>(v5)).PacketId);
+        await raw.SendAsync(new PubAckPacket { PacketId = first.PacketId }, v5);
+        Assert.Equal("q/2", (await raw.ExpectAsync<PublishPacket>(v5)).Topic);
+    }
+
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_4_6_0_4_V311_PUBREL_goes_out_in_the_order_the_PUBRECs_came(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var raw = await RawConnectedAsync(broker, version, "order");
+        await SubscribeRawAsync(raw, version, "o", QualityOfService.ExactlyOnce);
+        using var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311);
+        var ids = new List<ushort>();
+        for (int i = 0; i < 3; i++)
+        {
+            await publisher.PublishAsync("o", i.ToString(), MqttQualityOfServiceLevel.ExactlyOnce);
+            ids.Add((await raw.ExpectAsync<PublishPacket>(version)).PacketId);
+        }
+        ushort[] recOrder = [ids[2], ids[0], ids[1]];
+        var writer = new System.Buffers.ArrayBufferWriter<byte>();
+        foreach (var id in recOrder)
+        {
+            MqttPacketWriter.Write(writer, new PubRecPacket { PacketId = id }, version);
+        }
+        await raw.SendAsync(writer.WrittenSpan.ToArray());
+        var relOrder = new List<ushort>();
+        for (int i = 0; i < 3; i++)
+        {
+            relOrder.Add((await raw.ExpectAsync<PubRelPacket>(version)).PacketId);
+        }
+        Assert.Equal(recOrder, relOrder);
+    }
+
+    [Fact]
+    public async Task OutboundTopicAliases_false_sends_the_topic_name_to_a_client_that_allows_aliases()
+    {
+        var v5 = RawVersion.V500;
+        await using var broker = await BrokerInstance.StartAsync(new Dictionary<string, string?> { ["Broker:Limits:OutboundTopicAliases"] = "false" });
+        await using var raw = await RawConnectedAsync(broker, v5, "noalias", properties: new MqttProperties { TopicAliasMaximum = 10 });
+        await SubscribeRawAsync(raw, v5, "alias/#", QualityOfService.AtMostOnce);
+        using var publisher = await MqttClients.ConnectAsync(broker, V500);
+        await publisher.PublishAsync("alias/a", "1");
+        await publisher.PublishAsync("alias/a", "2");
+        for (int i = 0; i < 2; i++)
+        {
+            var p = await raw.ExpectAsync<PublishPacket>(v5);
+            Assert.Equal("alias/a", p.Topic);
+            Assert.Null(p.Properties?.TopicAlias);
+        }
     }
 }

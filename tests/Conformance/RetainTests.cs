@@ -1,4 +1,6 @@
 using Conformance.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using MQTTnet;
 using MQTTnet.Protocol;
 using Xunit;
@@ -32,7 +34,8 @@ public sealed class RetainTests
         Assert.Equal("new", m.ConvertPayloadToString());
         // [MQTT-3.3.1-8 (3.1.1)] RETAIN 1 on a message sent because of a new subscription.
         Assert.True(m.Retain);
-        await messages.AssertNothingAsync();
+        // Only the last one per topic is kept.
+        await messages.AssertNothingBeforeMarkerAsync(publisher, "r/marker");
     }
 
     [Theory]
@@ -48,7 +51,7 @@ public sealed class RetainTests
         var (subscriber, messages) = await SubscriberAsync(broker, version, "r/+");
         using var _ = subscriber;
         Assert.Equal("r/b", (await messages.NextAsync()).Topic);
-        await messages.AssertNothingAsync();
+        await messages.AssertNothingBeforeMarkerAsync(publisher, "r/marker");
     }
 
     [Theory]
@@ -135,5 +138,40 @@ public sealed class RetainTests
         await subscriber.SubscribeAsync(Subscribe("r/a", MqttRetainHandling.DoNotSendOnSubscribe));
         await publisher.PublishAsync("r/a", "live", MqttQualityOfServiceLevel.AtLeastOnce);
         Assert.Equal("live", (await messages.NextAsync()).ConvertPayloadToString());
+    }
+    [Theory]
+    [InlineData(NetVersion.V311)]
+    [InlineData(NetVersion.V500)]
+    public async Task MQTT_3_3_1_7_V311_QoS_0_retained_message_replaces_the_retained_one(NetVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        using var publisher = await MqttClients.ConnectAsync(broker, version);
+        await publisher.PublishAsync("r/a", "qos1", MqttQualityOfServiceLevel.AtLeastOnce, retain: true);
+        await publisher.PublishAsync("r/a", "qos0", MqttQualityOfServiceLevel.AtMostOnce, retain: true);
+        var (subscriber, messages) = await SubscriberAsync(broker, version, "r/+");
+        using var _ = subscriber;
+        var m = await messages.NextAsync();
+        Assert.Equal(("qos0", MqttQualityOfServiceLevel.AtMostOnce, true), (m.ConvertPayloadToString(), m.QualityOfServiceLevel, m.Retain));
+        await messages.AssertNothingBeforeMarkerAsync(publisher, "r/marker");
+    }
+
+    [Fact]
+    public async Task MQTT_3_3_2_5_Retained_message_expires_and_is_sent_with_the_time_left()
+    {
+        var time = new FakeTimeProvider();
+        await using var broker = await BrokerInstance.StartAsync(configureServices: s => s.AddSingleton<TimeProvider>(time));
+        Action<MqttClientOptionsBuilder> noKeepAlive = o => o.WithKeepAlivePeriod(TimeSpan.Zero);
+        using var publisher = await MqttClients.ConnectAsync(broker, V500, configure: noKeepAlive);
+        await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("r/x").WithPayload("x").WithRetainFlag()
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithMessageExpiryInterval(10).Build());
+        time.Advance(TimeSpan.FromSeconds(4));
+        var (early, earlyMessages) = await SubscriberAsync(broker, V500, "r/+", configure: noKeepAlive);
+        using var _ = early;
+        // [MQTT-3.3.2-6] what is left of the 10 s.
+        Assert.Equal(6u, (await earlyMessages.NextAsync()).MessageExpiryInterval);
+        time.Advance(TimeSpan.FromSeconds(7));
+        var (late, lateMessages) = await SubscriberAsync(broker, V500, "r/+", configure: noKeepAlive);
+        using var __ = late;
+        await lateMessages.AssertNothingBeforeMarkerAsync(publisher, "r/marker");
     }
 }

@@ -166,7 +166,8 @@ public sealed class SessionTests
         Assert.Equal(qos2Id, (await again.ExpectAsync<PubRelPacket>(version)).PacketId);
         await again.SendAsync(new PubAckPacket { PacketId = qos1Id }, version);
         await again.SendAsync(new PubCompPacket { PacketId = qos2Id }, version);
-        await Assert.ThrowsAsync<TimeoutException>(() => again.ReceiveAsync(version, MessageCollector.Absence));
+        // [MQTT-4.4.0-1] resent once, on the reconnect only.
+        await again.AssertNothingBeforePingRespAsync(version);
     }
 
     [Theory]
@@ -203,6 +204,130 @@ public sealed class SessionTests
             await again.SendAsync(new PubAckPacket { PacketId = p.PacketId }, version);
         }
         Assert.Equal(Enumerable.Range(0, count).Select(i => i.ToString()), payloads);
-        await Assert.ThrowsAsync<TimeoutException>(() => again.ReceiveAsync(version, MessageCollector.Absence));
+        await again.AssertNothingBeforePingRespAsync(version);
+    }
+    [Theory]
+    [InlineData(QualityOfService.AtLeastOnce)]
+    [InlineData(QualityOfService.ExactlyOnce)]
+    public async Task MQTT_4_3_3_7_Message_already_sent_is_resent_after_its_expiry_and_one_never_sent_is_not(QualityOfService qos)
+    {
+        var v5 = RawVersion.V500;
+        var time = new FakeTimeProvider();
+        await using var broker = await BrokerInstance.StartAsync(configureServices: s => s.AddSingleton<TimeProvider>(time));
+        // Receive Maximum 1: the first message is sent and left unacknowledged, the second waits in the queue.
+        var props = new MqttProperties { SessionExpiryInterval = 300, ReceiveMaximum = 1 };
+        ushort sentId;
+        await using (var raw = await RawConnectedAsync(broker, v5, "expiring", cleanStart: false, properties: props))
+        {
+            await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("e/#", qos)] }, v5);
+            await raw.ExpectAsync<SubAckPacket>(v5);
+            using var publisher = await MqttClients.ConnectAsync(broker, V500, configure: o => o.WithKeepAlivePeriod(TimeSpan.Zero));
+            foreach (var topic in new[] { "e/sent", "e/queued" })
+            {
+                await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(topic)
+                    .WithQualityOfServiceLevel((MqttQualityOfServiceLevel)qos).WithMessageExpiryInterval(10).Build());
+            }
+            var sent = await raw.ExpectAsync<PublishPacket>(v5);
+            Assert.Equal(("e/sent", 10u), (sent.Topic, sent.Properties?.MessageExpiryInterval));
+            sentId = sent.PacketId;
+        }
+        await broker.Logs.WaitForAsync(ClientDisconnectedEvent, "Client expiring disconnected", LogWait);
+        time.Advance(TimeSpan.FromSeconds(30));
+
+        await using var again = await RawConnectedAsync(broker, v5, "expiring", cleanStart: false, properties: props);
+        // [MQTT-4.3.3-7] (QoS 2) and [MQTT-3.3.2-5] (onward delivery had started): the sent one comes again, with DUP
+        // and its id, although its 10 s are over; what is left of its expiry is 0.
+        var resent = await again.ExpectAsync<PublishPacket>(v5);
+        Assert.Equal(("e/sent", true, sentId, 0u), (resent.Topic, resent.Dup, resent.PacketId, resent.Properties?.MessageExpiryInterval));
+        if (qos == QualityOfService.ExactlyOnce)
+        {
+            // [MQTT-4.3.3-13] the exchange goes on to the end although the message expired.
+            await again.SendAsync(new PubRecPacket { PacketId = sentId }, v5);
+            Assert.Equal(sentId, (await again.ExpectAsync<PubRelPacket>(v5)).PacketId);
+            await again.SendAsync(new PubCompPacket { PacketId = sentId }, v5);
+        }
+        else
+        {
+            await again.SendAsync(new PubAckPacket { PacketId = sentId }, v5);
+        }
+        // [MQTT-3.3.2-5] the queued one never started onward delivery: it expired and is not sent.
+        await again.AssertNothingBeforePingRespAsync(v5);
+    }
+
+    [Fact]
+    public async Task MQTT_4_3_3_13_Broker_completes_an_incoming_QoS_2_exchange_after_the_message_expired()
+    {
+        var v5 = RawVersion.V500;
+        var time = new FakeTimeProvider();
+        await using var broker = await BrokerInstance.StartAsync(configureServices: s => s.AddSingleton<TimeProvider>(time));
+        await using var raw = await RawConnectedAsync(broker, v5, "late-rel");
+        await raw.SendAsync(new PublishPacket
+        {
+            Topic = "x", Payload = "x"u8.ToArray(), QoS = QualityOfService.ExactlyOnce, PacketId = 3,
+            Properties = new MqttProperties { MessageExpiryInterval = 1 },
+        }, v5);
+        await raw.ExpectAsync<PubRecPacket>(v5);
+        time.Advance(TimeSpan.FromSeconds(5));
+        await raw.SendAsync(new PubRelPacket { PacketId = 3 }, v5);
+        var comp = await raw.ExpectAsync<PubCompPacket>(v5);
+        Assert.Equal((3, ReasonCode.Success), (comp.PacketId, comp.ReasonCode));
+    }
+
+    [Fact]
+    public async Task Session_Expiry_0_on_DISCONNECT_ends_a_persistent_session()
+    {
+        var v5 = RawVersion.V500;
+        await using var broker = await BrokerInstance.StartAsync();
+        await using (var raw = await RawConnectedAsync(broker, v5, "ending", cleanStart: false, properties: new MqttProperties { SessionExpiryInterval = 300 }))
+        {
+            await raw.SendAsync(new DisconnectPacket { Properties = new MqttProperties { SessionExpiryInterval = 0 } }, v5);
+            Assert.Empty(await raw.ReadUntilClosedAsync(v5, LogWait));
+        }
+        await broker.Logs.WaitForAsync(ClientDisconnectedEvent, "Client ending disconnected", LogWait);
+        await using var again = await RawClient.ConnectAsync(broker);
+        Assert.False((await again.HandshakeAsync(v5, "ending", 60, cleanStart: false, properties: new MqttProperties { SessionExpiryInterval = 300 })).SessionPresent);
+    }
+
+    [Fact]
+    public async Task Session_Expiry_on_DISCONNECT_replaces_the_one_from_CONNECT()
+    {
+        var v5 = RawVersion.V500;
+        var time = new FakeTimeProvider();
+        await using var broker = await BrokerInstance.StartAsync(configureServices: s => s.AddSingleton<TimeProvider>(time));
+        foreach (var (clientId, onDisconnect) in new[] { ("extended", (uint?)600), ("control", null) })
+        {
+            await using var raw = await RawConnectedAsync(broker, v5, clientId, cleanStart: false, properties: new MqttProperties { SessionExpiryInterval = 10 });
+            await raw.SendAsync(new DisconnectPacket { Properties = onDisconnect is { } e ? new MqttProperties { SessionExpiryInterval = e } : null }, v5);
+            await raw.ReadUntilClosedAsync(v5, LogWait);
+            await broker.Logs.WaitForAsync(ClientDisconnectedEvent, $"Client {clientId} disconnected", LogWait);
+        }
+        time.Advance(TimeSpan.FromSeconds(60));
+        // The expiry pass that removed the control session (10 s from CONNECT) also saw the extended one.
+        await broker.Logs.WaitForAsync(SessionExpiredEvent, "control", LogWait);
+        await using var again = await RawClient.ConnectAsync(broker);
+        Assert.True((await again.HandshakeAsync(v5, "extended", 60, cleanStart: false, properties: new MqttProperties { SessionExpiryInterval = 10 })).SessionPresent);
+    }
+
+    [Fact]
+    public async Task Session_Expiry_on_DISCONNECT_after_0_on_CONNECT_is_a_protocol_error()
+    {
+        var v5 = RawVersion.V500;
+        await using var broker = await BrokerInstance.StartAsync();
+        var (subscriber, messages) = await SubscriberAsync(broker, V500, "will/#");
+        using var _ = subscriber;
+        await using (var raw = await RawConnectedAsync(broker, v5, "zero-then-more", cleanStart: false,
+            will: new WillMessage { Topic = "will/zero-then-more", Payload = "gone"u8.ToArray() }))
+        {
+            // 3.14.2.2.2: Session Expiry 0 in CONNECT, non-zero in DISCONNECT: Protocol Error.
+            await raw.SendAsync(new DisconnectPacket { Properties = new MqttProperties { SessionExpiryInterval = 30 } }, v5);
+            var answers = await raw.ReadUntilClosedAsync(v5, LogWait);
+            var disconnect = Assert.IsType<DisconnectPacket>(Assert.Single(answers));
+            Assert.Equal(ReasonCode.ProtocolError, disconnect.ReasonCode);
+            Assert.False(string.IsNullOrEmpty(disconnect.Properties?.ReasonString));
+        }
+        // Not a normal disconnection: the will is published, and the session ended with the connection.
+        Assert.Equal("gone", (await messages.NextAsync()).ConvertPayloadToString());
+        await using var again = await RawClient.ConnectAsync(broker);
+        Assert.False((await again.HandshakeAsync(v5, "zero-then-more", 60, cleanStart: false, properties: new MqttProperties { SessionExpiryInterval = 30 })).SessionPresent);
     }
 }

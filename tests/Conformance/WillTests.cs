@@ -30,14 +30,19 @@ public sealed class WillTests
     public async Task MQTT_3_1_2_8_Will_is_published_when_the_connection_closes_without_DISCONNECT(RawVersion version)
     {
         await using var broker = await BrokerInstance.StartAsync();
-        var (subscriber, messages) = await SubscriberAsync(broker, V500, "will/#");
+        // Retain As Published 1: the subscriber sees the RETAIN flag the will was published with, not a cleared one.
+        var (subscriber, messages) = await SubscriberAsync(broker, V500, "will/#", configure: null, retainAsPublished: true);
         using var _ = subscriber;
         var raw = await RawConnectedAsync(broker, version, "dying", will: Will());
         await raw.DisposeAsync();
         var m = await messages.NextAsync();
         Assert.Equal(("will/t", "gone"), (m.Topic, m.ConvertPayloadToString()));
-        // [MQTT-3.1.2-16 (3.1.1) / 3.1.2-14 (5.0)] Will Retain 0: published as a non-retained message.
+        // [MQTT-3.1.2-16 (3.1.1) / 3.1.2-14 (5.0)] Will Retain 0: published as a non-retained message...
         Assert.False(m.Retain);
+        // ...so a later subscriber gets no retained will.
+        var (late, lateMessages) = await SubscriberAsync(broker, V500, "will/#");
+        using var __ = late;
+        await lateMessages.AssertNothingBeforeMarkerAsync(subscriber, "will/marker");
     }
 
     [Theory]
@@ -55,6 +60,7 @@ public sealed class WillTests
         using var _ = subscriber;
         var m = await messages.NextAsync();
         Assert.Equal("gone", m.ConvertPayloadToString());
+        // Sent because of a new subscription: RETAIN 1 only if the will was stored as retained.
         Assert.True(m.Retain);
     }
 
@@ -73,8 +79,7 @@ public sealed class WillTests
         }
         await broker.Logs.WaitForAsync(ClientDisconnectedEvent, "Client polite disconnected", LogWait);
         using var publisher = await MqttClients.ConnectAsync(broker, V500);
-        await publisher.PublishAsync("will/marker", "marker", MqttQualityOfServiceLevel.AtLeastOnce);
-        Assert.Equal("will/marker", (await messages.NextAsync()).Topic);
+        await messages.AssertNothingBeforeMarkerAsync(publisher, "will/marker");
     }
 
     [Fact]
@@ -100,7 +105,8 @@ public sealed class WillTests
         await raw.DisposeAsync();
         await broker.Logs.WaitForAsync(ClientDisconnectedEvent, "Client late disconnected", LogWait);
         time.Advance(TimeSpan.FromSeconds(4));
-        await messages.AssertNothingAsync();
+        // The will timer runs inside Advance: had it fired, the will would be queued before the marker.
+        await messages.AssertNothingBeforeMarkerAsync(subscriber, "will/marker");
         time.Advance(TimeSpan.FromSeconds(1));
         Assert.Equal("gone", (await messages.NextAsync()).ConvertPayloadToString());
     }
@@ -119,8 +125,7 @@ public sealed class WillTests
         time.Advance(TimeSpan.FromSeconds(2));
         await using var again = await RawConnectedAsync(broker, RawVersion.V500, "back", cleanStart: false, properties: sessionProps);
         time.Advance(TimeSpan.FromSeconds(10));
-        await again.SendAsync(new PublishPacket { Topic = "will/marker", Payload = "marker"u8.ToArray() }, RawVersion.V500);
-        Assert.Equal("will/marker", (await messages.NextAsync()).Topic);
+        await messages.AssertNothingBeforeMarkerAsync(subscriber, "will/marker");
     }
 
     [Fact]
@@ -134,5 +139,39 @@ public sealed class WillTests
         var raw = await RawConnectedAsync(broker, RawVersion.V500, "short", will: Will(delaySeconds: 30));
         await raw.DisposeAsync();
         Assert.Equal("gone", (await messages.NextAsync()).ConvertPayloadToString());
+    }
+    [Theory]
+    [InlineData(RawVersion.V311)]
+    [InlineData(RawVersion.V500)]
+    public async Task MQTT_3_1_4_3_Will_of_a_connection_taken_over_is_published_once(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        var (subscriber, messages) = await SubscriberAsync(broker, V500, "will/#");
+        using var _ = subscriber;
+        await using var old = await RawConnectedAsync(broker, version, "device-7", will: Will());
+        var replacementWill = new WillMessage { Topic = "will/replacement", Payload = "replacement gone"u8.ToArray() };
+        await using var replacement = await RawConnectedAsync(broker, version, "device-7", will: replacementWill);
+        await old.ReadUntilClosedAsync(version, LogWait);
+        // The old connection ended without DISCONNECT: its will (no delay) goes out [MQTT-3.1.2-8], once; the
+        // new connection's will stays armed.
+        var will = await messages.NextAsync();
+        Assert.Equal(("will/t", "gone"), (will.Topic, will.ConvertPayloadToString()));
+        await messages.AssertNothingBeforeMarkerAsync(subscriber, "will/marker");
+        await replacement.DisposeAsync();
+        Assert.Equal("will/replacement", (await messages.NextAsync()).Topic);
+    }
+
+    [Fact]
+    public async Task MQTT_3_1_3_9_Takeover_within_the_Will_Delay_Interval_publishes_no_will()
+    {
+        await using var broker = await BrokerInstance.StartAsync();
+        var (subscriber, messages) = await SubscriberAsync(broker, V500, "will/#");
+        using var _ = subscriber;
+        var session = new MqttProperties { SessionExpiryInterval = 60 };
+        await using var old = await RawConnectedAsync(broker, RawVersion.V500, "device-8", cleanStart: false, properties: session, will: Will(delaySeconds: 30));
+        await using var replacement = await RawConnectedAsync(broker, RawVersion.V500, "device-8", cleanStart: false, properties: session);
+        await old.ReadUntilClosedAsync(RawVersion.V500, LogWait);
+        await broker.Logs.WaitForAsync(ClientDisconnectedEvent, "Client device-8 disconnected", LogWait);
+        await messages.AssertNothingBeforeMarkerAsync(subscriber, "will/marker");
     }
 }

@@ -24,12 +24,15 @@ internal sealed partial class MqttConnection
             if (level == 5)
             {
                 // [MQTT-3.1.4-1] 5.0 may learn why with a CONNACK reason code before the close.
-                return RefuseConnect(MqttProtocolVersion.V500, (byte)error.Code, error.ToString(), DisconnectCause.ProtocolError);
+                return RefuseConnect(MqttProtocolVersion.V500, (byte)error.Code, error.ToString(), DisconnectCause.ProtocolError, error.Message);
             }
             return Fail(DisconnectCause.ProtocolError, "malformed CONNECT: " + error, null);
         }
 
         _version = connect.ProtocolVersion;
+       
+        _problemInformation = connect.Properties?.RequestProblemInformation != 0;
+        _clientMaximumPacketSize = connect.Properties?.MaximumPacketSize ?? uint.MaxValue;
         var limits = _services.Limits;
         string clientId = connect.ClientId;
         bool assigned = false;
@@ -88,7 +91,8 @@ internal sealed partial class MqttConnection
         {
             _clientReceiveMaximum = props?.ReceiveMaximum ?? ushort.MaxValue;
             _clientMaximumPacketSize = props?.MaximumPacketSize ?? uint.MaxValue;
-            _clientTopicAliasMaximum = props?.TopicAliasMaximum ?? 0;
+           
+            _clientTopicAliasMaximum = limits.OutboundTopicAliases ? props?.TopicAliasMaximum ?? 0 : 0;
             expiry = props?.SessionExpiryInterval ?? 0;
         }
         else
@@ -150,11 +154,16 @@ internal sealed partial class MqttConnection
     }
 
     /// <summary>CONNACK with a refusal code, then close [MQTT-3.2.2-6 / 3.2.2-7].</summary>
-    private bool RefuseConnect(MqttProtocolVersion version, byte code, string reason, DisconnectCause cause)
+    private bool RefuseConnect(MqttProtocolVersion version, byte code, string reason, DisconnectCause cause, string? reasonString = null)
     {
         BrokerLog.ConnectRefused(_services.Logger, ClientEndPoint, reason);
         _version = version;
-        WritePacket(new ConnAckPacket { SessionPresent = false, ReasonCode = code });
+        var ack = new ConnAckPacket { SessionPresent = false, ReasonCode = code };
+        if (version == MqttProtocolVersion.V500)
+        {
+            ProblemInformation.Attach(ack, reasonString ?? reason, _problemInformation, _clientMaximumPacketSize);
+        }
+        WritePacket(ack);
         End(cause, reason, graceful: true);
         return false;
     }

@@ -128,13 +128,16 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     /// A DISCONNECT before the broker closes, only when the client reads: a DISCONNECT stuck behind a full buffer
     /// would only hold the close. Written before <see cref="End"/> closes writes.
     /// </summary>
-    private bool TryWriteDisconnect(ReasonCode code, bool flush = true)
+    private bool TryWriteDisconnect(ReasonCode code, string? reason, bool flush = true)
     {
         if (IsOutputCongested)
         {
             return false;
         }
-        return WritePacket(new DisconnectPacket { ReasonCode = code }, flush);
+        var packet = new DisconnectPacket { ReasonCode = code };
+        // A short Reason String unless the client asked for none [MQTT-3.1.2-29] or it would exceed its maximum packet size.
+        ProblemInformation.Attach(packet, reason, _problemInformation, _clientMaximumPacketSize);
+        return WritePacket(packet, flush);
     }
 
     /// <summary>
@@ -437,7 +440,14 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
         var message = outbound.Message;
         var time = _services.Time;
         long? remaining = message.RemainingExpirySeconds(time.GetTimestamp(), time.TimestampFrequency);
-        if (remaining is <= 0)
+       
+        // sent goes out whatever its age [MQTT-4.3.3-7], [MQTT-3.3.2-5: "not managed to start onward delivery"],
+        // with an expiry of 0 left rather than none.
+        if (dup && remaining is < 0)
+        {
+            remaining = 0;
+        }
+        if (!dup && remaining is <= 0)
         {
             // [MQTT-3.3.2-5] an expired message is not delivered.
             Discard(session, outbound, packetId, DropReason.Expired);

@@ -66,6 +66,8 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     // Rarely needed per-client state lives in one object created on first use: a will, topic aliases, 5.0 limits
     // other than the defaults, the route buffer of a client that publishes.
     private ConnectionExtras? _extras;
+    // 5.0 Request Problem Information: 0 means no Reason String on CONNACK or DISCONNECT [MQTT-3.1.2-29].
+    private bool _problemInformation = true;
 
     public MqttConnection(Socket socket, ConnectionServices services, string listener = "tcp")
         : base(unsafeSuppressExecutionContextFlow: true)
@@ -252,7 +254,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         var cause = error.Code is ReasonCode.PacketTooLarge or ReasonCode.ReceiveMaximumExceeded
             ? DisconnectCause.LimitExceeded
             : DisconnectCause.ProtocolError;
-        return Fail(cause, error.ToString(), error.Code);
+        return Fail(cause, error.ToString(), error.Code, error.Message);
     }
 
     /// <summary>
@@ -261,11 +263,11 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     /// is graceful (FIN, then the client's input is drained), so a client still writing reads the reason code
     /// instead of losing it to a reset.
     /// </summary>
-    private bool Fail(DisconnectCause cause, string detail, ReasonCode? code)
+    private bool Fail(DisconnectCause cause, string detail, ReasonCode? code, string? reasonString = null)
     {
         if (_connected && V5 && code is { } c)
         {
-            TryWriteDisconnect(c);
+            TryWriteDisconnect(c, reasonString ?? detail);
         }
         End(cause, detail, graceful: true);
         return false;
@@ -518,7 +520,8 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         // Terminated at once: the peer is presumed gone and cannot take part in a close handshake. A 5.0 client
         // is told why (0x8D) when the packet goes out right now with one non-blocking send on this thread; then
         // the socket is closed with a FIN so that a live but silent client still reads it. Anything else is a reset.
-        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout, flush: false) && TryStartFlush();
+        bool told = V5 && TryWriteDisconnect(ReasonCode.KeepAliveTimeout, $"no packet within {expiry.Timeout.TotalSeconds:0.###}s (keep-alive {_keepAlive}s)", flush: false)
+            && TryStartFlush();
         if (told)
         {
             RunFlush();
@@ -551,7 +554,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
             BrokerLog.SlowConsumer(c._services.Logger, c._clientId, c._session?.PendingCount ?? 0);
             if (c.V5)
             {
-                c.TryWriteDisconnect(ReasonCode.QuotaExceeded);
+                c.TryWriteDisconnect(ReasonCode.QuotaExceeded, "queue of QoS 1/2 messages full: the client reads too slowly");
             }
             c.End(DisconnectCause.SlowConsumer, "queue of QoS 1/2 messages full", graceful: true);
         }, this, preferLocal: false);
@@ -567,7 +570,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         }
         if (V5)
         {
-            TryWriteDisconnect(ReasonCode.SessionTakenOver);
+            TryWriteDisconnect(ReasonCode.SessionTakenOver, "another connection with the same client id");
         }
         End(DisconnectCause.Takeover, "another connection with the same client id", graceful: true);
     }
@@ -577,7 +580,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     {
         if (_connected && V5)
         {
-            TryWriteDisconnect(ReasonCode.ServerShuttingDown);
+            TryWriteDisconnect(ReasonCode.ServerShuttingDown, "server shutting down");
         }
         End(DisconnectCause.ServerShutdown, null, graceful: true);
     }
@@ -608,7 +611,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     {
         if (V5)
         {
-            TryWriteDisconnect(ReasonCode.AdministrativeAction);
+            TryWriteDisconnect(ReasonCode.AdministrativeAction, reason);
         }
         End(DisconnectCause.AdministrativeAction, reason, graceful: true);
     }

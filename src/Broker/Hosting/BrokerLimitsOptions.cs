@@ -22,6 +22,13 @@ internal sealed record BrokerLimitsOptions
     /// <summary>Topic aliases a 5.0 client may use towards the broker.</summary>
     public int TopicAliasMaximum { get; init; } = 64;
 
+    /// <summary>
+    /// Whether the broker uses topic aliases on messages to 5.0 clients that allow them (Topic Alias Maximum &gt; 0).
+    /// Off for fleets of clients that advertise alias support they lack (seen with mosquitto_sub 2.0.11 given a
+    /// topic alias maximum, and paho-mqtt 2.1): they then get the full topic name on every message.
+    /// </summary>
+    public bool OutboundTopicAliases { get; init; } = true;
+
     /// <summary>Upper bound on a 5.0 Session Expiry Interval; 3.1.1 persistent sessions use it too.</summary>
     public uint MaxSessionExpirySeconds { get; init; } = uint.MaxValue;
 

@@ -16,7 +16,20 @@ public sealed class ConfigurationKeyCheckTests
     public void Known_keys_of_every_section_pass()
     {
         var config = Config(("Broker:Tcp:Port", "1883"), ("Broker:TcpKeepAlive:IdleSeconds", "60"), ("Broker:KeepAlive:MaxSeconds", "600"),
-            ("Broker:Limits:MaxPacketSize", "4096"), ("Broker:Metrics:Enabled", "false"), ("Logging:LogLevel:Default", "Warning"));
+            ("Broker:Limits:MaxPacketSize", "4096"), ("Broker:Limits:OutboundTopicAliases", "false"), ("Broker:Metrics:Enabled", "false"), ("Logging:LogLevel:Default", "Warning"));
+        Assert.Empty(ConfigurationKeyCheck.FindUnknownKeys(config));
+    }
+
+    [Fact]
+    public void Every_key_of_the_shipped_appsettings_json_is_known()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Broker.sln")))
+        {
+            dir = dir.Parent;
+        }
+        Assert.NotNull(dir);
+        var config = new ConfigurationBuilder().AddJsonFile(Path.Combine(dir.FullName, "appsettings.json")).Build();
         Assert.Empty(ConfigurationKeyCheck.FindUnknownKeys(config));
     }
 

@@ -5,13 +5,14 @@ using Xunit;
 namespace Conformance.Infrastructure;
 
 /// <summary>
-/// Collects the application messages an MQTTnet client receives. Every wait is bounded; proving that
-/// something did not arrive is a short bounded wait that must time out.
+/// Collects the application messages an MQTTnet client receives. Every wait is bounded. Absence is never
+/// shown by waiting: a marker message is published after the thing that must not arrive, and the marker
+/// must be the next message (the broker keeps one ordered queue per session, so anything routed to the
+/// session before the marker would come first).
 /// </summary>
 internal sealed class MessageCollector
 {
     public static readonly TimeSpan Arrival = TimeSpan.FromSeconds(5);
-    public static readonly TimeSpan Absence = TimeSpan.FromMilliseconds(300);
 
     private readonly Channel<MqttApplicationMessage> _messages = Channel.CreateUnbounded<MqttApplicationMessage>();
 
@@ -37,19 +38,19 @@ internal sealed class MessageCollector
         }
     }
 
-    /// <summary>Fails if a message arrives within <see cref="Absence"/>.</summary>
-    public async Task AssertNothingAsync()
+    /// <summary>
+    /// Proves that nothing arrived (or is still to arrive from what happened before this call): publishes a marker
+    /// with <paramref name="publisher"/> on <paramref name="markerTopic"/>, which the collecting client must be
+    /// subscribed to, and fails unless the next message received is that marker.
+    /// </summary>
+    public async Task AssertNothingBeforeMarkerAsync(IMqttClient publisher, string markerTopic)
     {
-        using var cts = new CancellationTokenSource(Absence);
-        try
-        {
-            var unexpected = await _messages.Reader.ReadAsync(cts.Token);
-            Assert.Fail($"unexpected message on '{unexpected.Topic}': {unexpected.ConvertPayloadToString()}");
-        }
-        catch (OperationCanceledException)
-        {
-            // Nothing arrived: as expected.
-        }
+        string marker = "marker-" + Guid.NewGuid().ToString("N");
+        await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(markerTopic).WithPayload(marker)
+            .WithQualityOfServiceLevel(MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        var next = await NextAsync();
+        Assert.True(next.Topic == markerTopic && next.ConvertPayloadToString() == marker,
+            $"unexpected message on '{next.Topic}' before the marker: {next.ConvertPayloadToString()}");
     }
 }
 
@@ -63,11 +64,12 @@ internal static class TestClients
     public static async Task<(IMqttClient Client, MessageCollector Messages)> SubscriberAsync(BrokerInstance broker,
         MQTTnet.Formatter.MqttProtocolVersion version, string filter,
         MQTTnet.Protocol.MqttQualityOfServiceLevel qos = MQTTnet.Protocol.MqttQualityOfServiceLevel.ExactlyOnce,
-        string? clientId = null, Action<MqttClientOptionsBuilder>? configure = null)
+        string? clientId = null, Action<MqttClientOptionsBuilder>? configure = null, bool retainAsPublished = false)
     {
         var client = await MqttClients.ConnectAsync(broker, version, clientId, configure);
         var messages = new MessageCollector(client);
-        await client.SubscribeAsync(filter, qos);
+        await client.SubscribeAsync(MqttClients.Factory.CreateSubscribeOptionsBuilder()
+            .WithTopicFilter(f => f.WithTopic(filter).WithQualityOfServiceLevel(qos).WithRetainAsPublished(retainAsPublished)).Build());
         return (client, messages);
     }
 
@@ -76,6 +78,19 @@ internal static class TestClients
     {
         var packet = await raw.ReceiveAsync(version, timeout ?? TimeSpan.FromSeconds(5));
         return packet as T ?? throw new Xunit.Sdk.XunitException($"expected {typeof(T).Name}, got {packet?.Type.ToString() ?? "connection closed"}");
+    }
+
+    /// <summary>
+    /// The raw client's marker: PINGREQ, and PINGRESP must be the next packet. The broker answers a PINGREQ after
+    /// everything it received before it, and writes queued messages before it flushes the PINGRESP, so a PUBLISH
+    /// that was due (queued before the PINGREQ was sent) would come first.
+    /// </summary>
+    public static async Task AssertNothingBeforePingRespAsync(this RawClient raw, Broker.Protocol.MqttProtocolVersion version)
+    {
+        await raw.SendAsync([0xC0, 0x00]);
+        var next = await raw.ReceiveAsync(version, TimeSpan.FromSeconds(5));
+        Assert.True(next is Broker.Protocol.PingRespPacket, $"expected PINGRESP, got {next?.Type.ToString() ?? "connection closed"}"
+            + (next is Broker.Protocol.PublishPacket p ? $" on '{p.Topic}'" : ""));
     }
 
     /// <summary>A raw client that has completed CONNECT/CONNACK.</summary>

@@ -21,6 +21,10 @@ internal sealed class RawClient : IAsyncDisposable
 
     public Socket Socket => _socket;
 
+    /// <summary>The exact bytes of the packet <see cref="ReceiveAsync"/> returned last, for byte-level assertions
+    /// that do not trust the codec under test to read what it wrote.</summary>
+    public byte[] LastPacketBytes { get; private set; } = [];
+
     public static Task<RawClient> ConnectAsync(BrokerInstance broker) => ConnectAsync(broker.EndPoint);
 
     /// <summary>A client over a socket the test connected itself (e.g. with a small receive buffer).</summary>
@@ -75,6 +79,7 @@ internal sealed class RawClient : IAsyncDisposable
             if (status == ReadStatus.Complete)
             {
                 int used = (int)sequence.Slice(0, consumed).Length;
+                LastPacketBytes = _buffer.AsSpan(0, used).ToArray();
                 Buffer.BlockCopy(_buffer, used, _buffer, 0, _buffered - used);
                 _buffered -= used;
                 return packet;
@@ -113,10 +118,10 @@ internal sealed class RawClient : IAsyncDisposable
     public async Task<List<MqttPacket>> ReadUntilClosedAsync(MqttProtocolVersion version, TimeSpan timeout)
     {
         var packets = new List<MqttPacket>();
-        var deadline = DateTime.UtcNow + timeout;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         while (true)
         {
-            var left = deadline - DateTime.UtcNow;
+            var left = timeout - System.Diagnostics.Stopwatch.GetElapsedTime(start);
             if (left <= TimeSpan.Zero)
             {
                 throw new TimeoutException($"connection still open after {timeout}");

@@ -14,6 +14,7 @@ namespace Conformance.KeepAlive;
 /// during the stall wait unread in the kernel, and the wheel must read them before expiring anyone. The broker
 /// runs as a child process so that it can really be frozen with SIGSTOP while the clients keep sending.
 /// </summary>
+[Collection(Conformance.Infrastructure.RealTimeCollection.Name)]
 public sealed partial class BrokerStallTests
 {
     private const ushort K = 2;

@@ -11,6 +11,7 @@ namespace Conformance.KeepAlive;
 /// the value to the server (3.1.4, "SHOULD close the connection if no CONNECT arrives within a reasonable amount
 /// of time"); the keep-alive deadline only starts with an accepted CONNECT.
 /// </summary>
+[Collection(Conformance.Infrastructure.RealTimeCollection.Name)]
 public sealed class ConnectTimeoutTests
 {
     private const int ConnectTimeoutEventId = 6;

@@ -9,6 +9,7 @@ namespace Conformance.KeepAlive;
 /// [MQTT-3.1.2-23] (3.1.1) / [MQTT-3.1.2-20] (5.0): the client keeps the connection alive by sending any
 /// control packet within K; PINGREQ is only the packet it sends when it has nothing else to send.
 /// </summary>
+[Collection(Conformance.Infrastructure.RealTimeCollection.Name)]
 public sealed class KeepAliveActivityTests
 {
     private const ushort K = 2;

@@ -9,6 +9,7 @@ namespace Conformance.KeepAlive;
 /// [MQTT-3.1.2-24] (3.1.1) / [MQTT-3.1.2-22] (5.0): with no control packet within one and a half times the
 /// Keep Alive, the server closes the connection. Both versions run side by side in each test.
 /// </summary>
+[Collection(Conformance.Infrastructure.RealTimeCollection.Name)]
 public sealed class KeepAliveExpiryTests
 {
     private const int ExpiredEventId = 4;

@@ -9,6 +9,7 @@ namespace Conformance.KeepAlive;
 /// Broker:KeepAlive policy. 5.0 can be told another value with Server Keep Alive, which the client must use
 /// [MQTT-3.2.2-21]; 3.1.1 cannot, so a 3.1.1 client outside the policy is refused (CONNACK 0x02) with a log line.
 /// </summary>
+[Collection(Conformance.Infrastructure.RealTimeCollection.Name)]
 public sealed class KeepAliveNegotiationTests
 {
     private const int ConnectedEventId = 2;

@@ -10,6 +10,7 @@ namespace Conformance.KeepAlive;
 /// A keep-alive expiry is a disconnection without DISCONNECT, so the will is published [MQTT-3.1.2-8];
 /// a normal DISCONNECT discards it [MQTT-3.1.2-10] (3.1.1) / [MQTT-3.14.4-3] (5.0).
 /// </summary>
+[Collection(Conformance.Infrastructure.RealTimeCollection.Name)]
 public sealed class KeepAliveWillTests
 {
     private const int DisconnectedEventId = 3;

@@ -11,6 +11,7 @@ namespace Conformance.KeepAlive;
 /// [MQTT-3.12.4-1]: the server answers PINGREQ with PINGRESP. It must do so at once even on a busy connection,
 /// or a client with a short ping timeout gives up on a healthy broker.
 /// </summary>
+[Collection(Conformance.Infrastructure.RealTimeCollection.Name)]
 public sealed class PingResponseTests
 {
     private static readonly TimeSpan MaxRoundTrip = TimeSpan.FromMilliseconds(200);
