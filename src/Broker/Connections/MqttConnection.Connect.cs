@@ -30,7 +30,7 @@ internal sealed partial class MqttConnection
         }
 
         _version = connect.ProtocolVersion;
-       
+        // Known before any refusal, for the Reason String of a refusal CONNACK.
         _problemInformation = connect.Properties?.RequestProblemInformation != 0;
         _clientMaximumPacketSize = connect.Properties?.MaximumPacketSize ?? uint.MaxValue;
         var limits = _services.Limits;
@@ -62,6 +62,20 @@ internal sealed partial class MqttConnection
                 $"authentication method '{method}' is not supported", DisconnectCause.ConnectRefused);
         }
 
+        // Broker:Limits:MaxConnections / MaxSessions: refused cleanly (5.0 0x97 Quota exceeded, 3.1.1 0x03 Server
+        // unavailable), so a client backs off instead of finding its socket reset.
+        if (_overConnectionLimit || (limits.MaxSessions > 0 && _services.Sessions.Count >= limits.MaxSessions && !_services.Sessions.TryGet(clientId, out _)))
+        {
+            var limit = _overConnectionLimit ? LimitKind.Connections : LimitKind.Sessions;
+            metrics.ConnectAttempt(ConnectResult.ServerFull);
+            metrics.LimitRefused(limit);
+            return RefuseConnect(_version, V5 ? (byte)ReasonCode.QuotaExceeded : (byte)ConnectReturnCode.ServerUnavailable,
+                limit == LimitKind.Connections
+                    ? $"client '{Diagnostics.LogText.Escape(clientId)}': Broker:Limits:MaxConnections ({limits.MaxConnections}) reached"
+                    : $"client '{Diagnostics.LogText.Escape(clientId)}': Broker:Limits:MaxSessions ({limits.MaxSessions}) reached",
+                DisconnectCause.ConnectRefused);
+        }
+
         var negotiation = _services.KeepAlivePolicy.Negotiate((int)_version, connect.KeepAliveSeconds);
         if (!negotiation.Accepted)
         {
@@ -69,7 +83,7 @@ internal sealed partial class MqttConnection
             // The contract: 3.1.1 clients outside the keep-alive policy get 0x02 (identifier rejected
             // is the only refusal code 3.1.1 has that a client treats as final rather than retrying at once).
             return RefuseConnect(_version, (byte)ConnectReturnCode.IdentifierRejected,
-                $"client '{clientId}': {negotiation.RefusalReason}", DisconnectCause.ConnectRefused);
+                $"client '{Diagnostics.LogText.Escape(clientId)}': {negotiation.RefusalReason}", DisconnectCause.ConnectRefused);
         }
 
         // Adaptive Server Keep Alive (opt-in), 5.0 only: 3.1.1 cannot be told; its advice goes to the log.
@@ -91,14 +105,14 @@ internal sealed partial class MqttConnection
         {
             _clientReceiveMaximum = props?.ReceiveMaximum ?? ushort.MaxValue;
             _clientMaximumPacketSize = props?.MaximumPacketSize ?? uint.MaxValue;
-           
+            // Broker:Limits:OutboundTopicAliases false treats every client as allowing no aliases [MQTT-3.1.2-27].
             _clientTopicAliasMaximum = limits.OutboundTopicAliases ? props?.TopicAliasMaximum ?? 0 : 0;
             expiry = props?.SessionExpiryInterval ?? 0;
         }
         else
         {
-            // 3.1.1: Clean Session 0 keeps the session until the client cleans it (bounded by the broker's limit).
-            expiry = connect.CleanStart ? 0 : uint.MaxValue;
+            // 3.1.1 has no Session Expiry: a Clean Session 0 session is kept for Broker:Limits:V311SessionExpirySeconds.
+            expiry = connect.CleanStart ? 0 : limits.V311SessionExpirySeconds;
         }
         uint grantedExpiry = Math.Min(expiry, limits.MaxSessionExpirySeconds);
 
@@ -146,7 +160,7 @@ internal sealed partial class MqttConnection
         {
             _services.Insight?.ConnectionOpened(openedFrom.Address, _keepAlive);
         }
-        BrokerLog.ClientConnected(_services.Logger, clientId, ClientEndPoint, VersionText, _keepAlive,
+        BrokerLog.ClientConnected(_services.Logger, Diagnostics.LogText.Escape(clientId), ClientEndPoint, VersionText, _keepAlive,
             connect.KeepAliveSeconds, connect.CleanStart, sessionPresent);
 
         RequestFlush();

@@ -41,6 +41,9 @@ internal sealed partial class MqttConnection
         {
             Volatile.Write(ref _heldSince, _services.Time.GetTimestamp());
             _services.Metrics.ClientThrottled(+1);
+            // A held client cannot acknowledge what it is sent, so its own queue may not drain: nobody may wait for
+            // it, or two clients publishing to each other could wait for each other for ever.
+            _session?.ReleaseWaiters();
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Broker.Diagnostics;
 using Broker.Protocol;
 using Broker.Routing;
 using Broker.Sessions;
@@ -152,8 +153,12 @@ internal sealed partial class MqttConnection
             ExpiryIntervalSeconds = view.Properties?.MessageExpiryInterval,
             ReceivedTimestamp = _services.Time.GetTimestamp(),
         };
-        router.Deliver(message, routeBuffer);
+        router.Deliver(message, routeBuffer, out var congested);
         routeBuffer.Reset(null);
+        if (congested is not null)
+        {
+            WaitFor(congested);
+        }
         return matched;
     }
 
@@ -178,19 +183,32 @@ internal sealed partial class MqttConnection
     {
         var session = _session!;
         var router = _services.Router;
+        var limits = _services.Limits;
         int? subscriptionId = subscribe.Properties?.SubscriptionIdentifiers is [var id, ..] ? id : null;
         var codes = new byte[subscribe.Subscriptions.Count];
-        var retainedToSend = new List<(ApplicationMessage Message, QualityOfService QoS)>();
+        // Retained messages to replay, bounded by what the session's queue may hold at all: a SUBSCRIBE repeating
+        // '#' thousands of times must not make the broker list millions of messages first.
+        int replayBudget = router.QueueLimits.MaxMessages;
+        int replayDropped = 0;
+        List<(ApplicationMessage Message, QualityOfService QoS)>? retainedToSend = null;
+        HashSet<string>? seen = null;
         for (int i = 0; i < codes.Length; i++)
         {
             var s = subscribe.Subscriptions[i];
             // Broker:Limits:MaxTopicLength / MaxTopicLevels: that filter alone is refused (docs/security.md).
-            if (!_services.Limits.TopicLimits.IsTopicFilterAllowed(s.TopicFilter, out _))
+            if (!limits.TopicLimits.IsTopicFilterAllowed(s.TopicFilter, out _))
             {
                 codes[i] = V5 ? (byte)ReasonCode.TopicFilterInvalid : (byte)0x80; // [MQTT-3.9.3-2] 3.1.1 Failure
                 continue;
             }
             var subscription = new Subscription(session, s.TopicFilter, s.QoS, s.NoLocal, s.RetainAsPublished, s.RetainHandling, subscriptionId);
+            if (session.SubscriptionCountHint >= limits.MaxSubscriptionsPerClient && !session.HasSubscription(s.TopicFilter))
+            {
+                // Broker:Limits:MaxSubscriptionsPerClient: 5.0 Quota exceeded, 3.1.1 Failure, for that filter only.
+                codes[i] = V5 ? (byte)ReasonCode.QuotaExceeded : (byte)0x80;
+                _services.Metrics.LimitRefused(LimitKind.SubscriptionsPerClient);
+                continue;
+            }
             bool isNew = router.Subscribe(subscription);
             // [MQTT-3.9.3-1] the granted QoS; the broker supports QoS 2, so it grants what was asked.
             codes[i] = (byte)s.QoS;
@@ -198,21 +216,36 @@ internal sealed partial class MqttConnection
             // [MQTT-3.3.1-9], 3.8.3.1 Retain Handling; shared subscriptions get no retained messages [MQTT-4.8.2-?].
             bool sendRetained = !shared && (s.RetainHandling == RetainHandling.SendAtSubscribe
                 || (s.RetainHandling == RetainHandling.SendAtSubscribeIfNew && isNew));
-            if (sendRetained)
+            // The same filter twice in one SUBSCRIBE is one subscription [MQTT-3.8.4-3]: its retained messages once.
+            if (sendRetained && (seen ??= new HashSet<string>(StringComparer.Ordinal)).Add(s.TopicFilter))
             {
                 foreach (var message in router.GetRetained(s.TopicFilter))
                 {
-                    retainedToSend.Add((message, (QualityOfService)Math.Min((int)message.QoS, (int)s.QoS)));
+                    if (replayBudget == 0)
+                    {
+                        replayDropped++;
+                        continue;
+                    }
+                    replayBudget--;
+                    (retainedToSend ??= []).Add((message, (QualityOfService)Math.Min((int)message.QoS, (int)s.QoS)));
                 }
             }
         }
         // [MQTT-3.8.4-1] SUBACK before the retained messages.
         WritePacket(new SubAckPacket { PacketId = subscribe.PacketId, ReasonCodes = codes });
-        int[]? ids = subscriptionId is { } sid ? [sid] : null;
-        foreach (var (message, qos) in retainedToSend)
+        if (retainedToSend is not null)
         {
-            // [MQTT-3.3.1-8] retained messages sent on subscribe carry the retain flag.
-            session.Enqueue(new OutboundMessage(message, qos, Retain: true, ids), int.MaxValue);
+            int[]? ids = subscriptionId is { } sid ? [sid] : null;
+            foreach (var (message, qos) in retainedToSend)
+            {
+                // [MQTT-3.3.1-8] retained messages sent on subscribe carry the retain flag.
+                router.EnqueueRetainedReplay(session, new OutboundMessage(message, qos, Retain: true, ids));
+            }
+        }
+        if (replayDropped > 0)
+        {
+            _services.Metrics.MessageDropped(Diagnostics.DropReason.QueueFull, replayDropped);
+            OnMessagesDropped(Diagnostics.DropReason.QueueFull, replayDropped);
         }
     }
 

@@ -163,6 +163,41 @@ internal sealed partial class MqttConnection
             {
                 ReleaseInput();
             }
+            WatchPartialPacket();
+        }
+    }
+
+    /// <summary>
+    /// A packet begun and not finished must be finished within Broker:Limits:PartialPacketTimeoutSeconds, whatever the
+    /// keep-alive (Keep Alive 0 included): a wheel entry, made the first time a client leaves a packet half-sent,
+    /// armed while it does. Input held back by the broker (a hold) is not the client's doing and is not timed.
+    /// </summary>
+    private void WatchPartialPacket()
+    {
+        bool partial = _input is not null && _inputStart != _inputEnd && !IsReceivePaused && !IsEnded;
+        if (partial)
+        {
+            int seconds = _services.Limits.PartialPacketTimeoutSeconds;
+            var extras = Extras;
+            if (seconds == 0 || extras.PartialPacketWatchArmed)
+            {
+                return;
+            }
+            var timeout = TimeSpan.FromSeconds(seconds);
+            if (extras.PartialPacketWatch is null)
+            {
+                extras.PartialPacketWatch = _services.Wheel.Register(this, Connections.KeepAlive.DeadlineKind.PartialPacket, timeout);
+            }
+            else
+            {
+                _services.Wheel.Rearm(extras.PartialPacketWatch, Connections.KeepAlive.DeadlineKind.PartialPacket, timeout);
+            }
+            extras.PartialPacketWatchArmed = true;
+        }
+        else if (_extras is { PartialPacketWatchArmed: true } armed)
+        {
+            armed.PartialPacketWatchArmed = false;
+            _services.Wheel.Rearm(armed.PartialPacketWatch!, Connections.KeepAlive.DeadlineKind.PartialPacket, TimeSpan.Zero);
         }
     }
 
@@ -203,7 +238,7 @@ internal sealed partial class MqttConnection
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            Diagnostics.BrokerLog.ConnectionFault(_services.Logger, _clientId, ex);
+            Diagnostics.BrokerLog.ConnectionFault(_services.Logger, LogClientId, ex);
             End(Diagnostics.DisconnectCause.InternalError, ex.Message);
             keepGoing = false;
         }
@@ -257,8 +292,9 @@ internal sealed partial class MqttConnection
 
     /// <summary>
     /// Makes room for the next read and returns how much: a fresh pooled buffer, or, with a partial packet held, a
-    /// buffer large enough for the whole packet once its fixed header says how large it is. The frame reader has
-    /// already refused a header that announces more than the maximum packet size, so this never grows past it.
+    /// larger one. A large packet's buffer grows by doubling as its bytes arrive (never beyond the packet, which the
+    /// frame reader has already checked against the maximum packet size): a header that announces a megabyte costs a
+    /// megabyte only once the megabyte has been sent.
     /// </summary>
     private int EnsureInputSpace()
     {
@@ -269,17 +305,18 @@ internal sealed partial class MqttConnection
             return _input.Length;
         }
         int held = _inputEnd - _inputStart;
-        long needed = MqttFrameReader.TryGetPacketLength(_input.AsSpan(_inputStart, held), out long packetLength)
-            ? Math.Max(packetLength, held + 1)
-            : held + ReceiveChunkSize;
-        if (needed <= _input.Length - _inputStart)
+        if (_inputEnd < _input.Length)
         {
-            if (_inputEnd == _input.Length)
-            {
-                Compact();
-            }
             return _input.Length - _inputEnd;
         }
+        if (_inputStart > 0 && held < _input.Length / 2)
+        {
+            Compact();
+            return _input.Length - _inputEnd;
+        }
+        long needed = MqttFrameReader.TryGetPacketLength(_input.AsSpan(_inputStart, held), out long packetLength)
+            ? Math.Min(packetLength, Math.Max((long)held * 2, held + ReceiveChunkSize))
+            : held + ReceiveChunkSize;
         if (needed <= _input.Length)
         {
             Compact();

@@ -206,6 +206,16 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
         {
             if (_sending is null && !TakeOutput())
             {
+                if (_connected && (_session?.PendingCount ?? 0) > 0)
+                {
+                    // Everything written is in the kernel, but messages wait for the in-flight window: a client that
+                    // never acknowledges stalls its queue as surely as one that never reads.
+                    WatchForStall();
+                }
+                else
+                {
+                    OnOutputDrained();
+                }
                 if (TryFinishFlush())
                 {
                     if (_closeGracefully && !IsClosed)
@@ -315,6 +325,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
                 }
                 if (pending)
                 {
+                    WatchForStall();
                     return false;
                 }
                 if (!OnSendCompleted(operation))
@@ -362,6 +373,10 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     {
         _sendingOffset += bytes;
         Interlocked.Add(ref _pendingOutputBytes, -bytes);
+        if (bytes > 0)
+        {
+            OnSendProgress();
+        }
     }
 
     private void ReleaseSending()
@@ -402,7 +417,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
         long limit = _services.MaxPendingOutputBytes;
         for (int i = 0; i < MaxMessagesPerFlush && PendingOutputBytes < limit; i++)
         {
-            if (!session.TryTakeNext(this, window, out var message, out ushort packetId))
+            if (!session.TryTakeNext(this, window, _services.Router.QueueLimits, out var message, out ushort packetId))
             {
                 return;
             }
@@ -440,7 +455,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
         var message = outbound.Message;
         var time = _services.Time;
         long? remaining = message.RemainingExpirySeconds(time.GetTimestamp(), time.TimestampFrequency);
-       
+        // Expiry applies only before the first send. A resend (DUP) of a message already
         // sent goes out whatever its age [MQTT-4.3.3-7], [MQTT-3.3.2-5: "not managed to start onward delivery"],
         // with an expiry of 0 left rather than none.
         if (dup && remaining is < 0)
@@ -560,6 +575,18 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
             End(DisconnectCause.SocketError, reason.ToString());
         }
         _services.Wheel.Remove(_deadline);
+        if (_extras is { } extras)
+        {
+            // The watches of a closed connection must not keep it referenced from the wheel.
+            if (extras.StallWatch is { } stall)
+            {
+                _services.Wheel.Remove(stall);
+            }
+            if (extras.PartialPacketWatch is { } partial)
+            {
+                _services.Wheel.Remove(partial);
+            }
+        }
         if (_stream is not null)
         {
             CloseStream(abortive);

@@ -55,6 +55,7 @@ internal sealed partial class MqttConnection
                 {
                     ReleaseInput();
                 }
+                WatchPartialPacket();
             }
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or OperationCanceledException

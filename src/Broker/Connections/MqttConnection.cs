@@ -88,10 +88,19 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         _deadline = services.Wheel.Register(this, DeadlineKind.Connect, TimeSpan.FromSeconds(services.KeepAliveOptions.ConnectTimeoutSeconds));
     }
 
+    // Accepted while Broker:Limits:MaxConnections were already open: its CONNECT is refused.
+    private bool _overConnectionLimit;
+
+    /// <summary>Accepted over Broker:Limits:MaxConnections: its CONNECT will be refused (set by the listener before Start).</summary>
+    internal void MarkOverConnectionLimit() => _overConnectionLimit = true;
+
     /// <summary>Which listener accepted the client ("tcp", "tls", "ws", "wss").</summary>
     public string Listener { get; }
 
     public string ClientId => _clientId;
+
+    // The client id as log lines show it: control characters escaped, length capped (usually the same string).
+    private string LogClientId => Diagnostics.LogText.Escape(_clientId);
 
     public EndPoint? ClientEndPoint
     {
@@ -122,7 +131,8 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     /// <summary>Whether any pooled I/O buffer is held (an idle connection holds none); for tests and diagnostics.</summary>
     internal bool HoldsIoBuffers => Volatile.Read(ref _input) is not null || Volatile.Read(ref _output) is not null || Volatile.Read(ref _sending) is not null;
 
-    private ConnectionExtras Extras => _extras ??= new ConnectionExtras();
+    // Created once by whichever thread needs it first (receive path, flush loop, router threads).
+    private ConnectionExtras Extras => Volatile.Read(ref _extras) ?? Interlocked.CompareExchange(ref _extras, new ConnectionExtras(), null) ?? _extras!;
 
     /// <summary>Starts reading. Called once, by the listener, on a thread of its choosing.</summary>
     public void Start()
@@ -198,6 +208,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     private bool HandlePublishResponse(PacketType type, ushort packetId, ReasonCode reasonCode)
     {
         var session = _session!;
+        OnSendProgress();
         switch (type)
         {
             case PacketType.PubAck:
@@ -250,7 +261,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
 
     private bool ProtocolViolation(MqttDecodeError error)
     {
-        BrokerLog.ProtocolViolation(_services.Logger, _clientId.Length == 0 ? "(not connected)" : _clientId, ClientEndPoint, error.ToString());
+        BrokerLog.ProtocolViolation(_services.Logger, LogClientId.Length == 0 ? "(not connected)" : _clientId, ClientEndPoint, error.ToString());
         var cause = error.Code is ReasonCode.PacketTooLarge or ReasonCode.ReceiveMaximumExceeded
             ? DisconnectCause.LimitExceeded
             : DisconnectCause.ProtocolError;
@@ -418,7 +429,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
                 _services.Wills.Publish(_clientId, BuildWillMessage(will), 0);
             }
         }
-        BrokerLog.ClientDisconnected(_services.Logger, _clientId, VersionText, _keepAlive, _cause,
+        BrokerLog.ClientDisconnected(_services.Logger, LogClientId, VersionText, _keepAlive, _cause,
             _causeDetail is null ? string.Empty : ": " + _causeDetail);
     }
 
@@ -509,6 +520,14 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
                 // The client neither read our last packet nor closed within the linger time.
                 Abort(TransportEndReason.Aborted);
                 return;
+            case DeadlineKind.SendStall:
+                OnStallWatchExpired();
+                return;
+            case DeadlineKind.PartialPacket:
+                _services.Metrics.LimitRefused(LimitKind.PartialPacketTimeout);
+                End(DisconnectCause.PartialPacketTimeout,
+                    $"a packet begun was not complete within {expiry.Timeout.TotalSeconds:0.###}s (Broker:Limits:PartialPacketTimeoutSeconds)");
+                return;
         }
         _services.Metrics.KeepAliveExpired();
         // The MQTT keep-alive proved the connection dead.
@@ -516,7 +535,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         {
             RecordHalfOpenDeath(HalfOpenCause.KeepAliveExpired);
         }
-        BrokerLog.KeepAliveTimeout(_services.Logger, _clientId, VersionText, _keepAlive, expiry.Elapsed.TotalSeconds, expiry.Timeout.TotalSeconds);
+        BrokerLog.KeepAliveTimeout(_services.Logger, LogClientId, VersionText, _keepAlive, expiry.Elapsed.TotalSeconds, expiry.Timeout.TotalSeconds);
         // Terminated at once: the peer is presumed gone and cannot take part in a close handshake. A 5.0 client
         // is told why (0x8D) when the packet goes out right now with one non-blocking send on this thread; then
         // the socket is closed with a FIN so that a live but silent client still reads it. Anything else is a reset.
@@ -541,24 +560,6 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     // IDeliveryTarget
 
     public void NotifyPending() => RequestFlush();
-
-    public void OnQueueOverflow()
-    {
-        if (Interlocked.Exchange(ref Extras.OverflowReported, 1) != 0)
-        {
-            return;
-        }
-        // Called under the session's lock: end the connection from the thread pool, not here.
-        ThreadPool.UnsafeQueueUserWorkItem(static c =>
-        {
-            BrokerLog.SlowConsumer(c._services.Logger, c._clientId, c._session?.PendingCount ?? 0);
-            if (c.V5)
-            {
-                c.TryWriteDisconnect(ReasonCode.QuotaExceeded, "queue of QoS 1/2 messages full: the client reads too slowly");
-            }
-            c.End(DisconnectCause.SlowConsumer, "queue of QoS 1/2 messages full", graceful: true);
-        }, this, preferLocal: false);
-    }
 
     /// <summary>Another connection took the session over [MQTT-3.1.4-3].</summary>
     public void TakeOver()
@@ -591,7 +592,13 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         public WillMessage? Will;
         public string? UserName;
         public uint? DisconnectSessionExpiry;
-        public int OverflowReported;
+        public KeepAliveDeadline? StallWatch;
+        public KeepAliveDeadline? PartialPacketWatch;
+        public bool PartialPacketWatchArmed;
+        public bool StallWatchArmed;
+        public long LastDropLog;
+        public long DroppedQoS0;
+        public long DroppedQueued;
         public RouteBuffer? RouteBuffer;
         public Dictionary<string, ushort>? OutboundAliases;
         public Dictionary<ushort, string>? InboundAliases;

@@ -39,8 +39,17 @@ internal static partial class BrokerLog
     [LoggerMessage(7, LogLevel.Debug, "Client {ClientId} from {RemoteEndPoint} sent an invalid packet, closing: {Error}")]
     public static partial void ProtocolViolation(ILogger logger, string clientId, EndPoint? remoteEndPoint, string error);
 
-    [LoggerMessage(8, LogLevel.Warning, "Client {ClientId} is too slow: {Queued} messages queued, disconnecting")]
-    public static partial void SlowConsumer(ILogger logger, string clientId, int queued);
+    [LoggerMessage(8, LogLevel.Warning, "Client {ClientId} took no data for {Seconds}s (Broker:Limits:SlowConsumerSeconds) with {Queued} messages queued: disconnecting it as a slow consumer")]
+    public static partial void SlowConsumer(ILogger logger, string clientId, int seconds, int queued);
+
+    [LoggerMessage(14, LogLevel.Information, "Client {ClientId} stopped reading ({StalledSeconds}s without taking data, {PendingBytes} bytes written and {Queued} messages queued): its QoS 0 messages are dropped and its queue keeps the newest until it reads again")]
+    public static partial void ClientStalled(ILogger logger, string clientId, double stalledSeconds, long pendingBytes, int queued);
+
+    [LoggerMessage(15, LogLevel.Debug, "Client {ClientId} reads again")]
+    public static partial void ClientReadsAgain(ILogger logger, string clientId);
+
+    [LoggerMessage(16, LogLevel.Warning, "Messages for client {ClientId} dropped: {QoS0} QoS 0 (client stalled or queue full) and {Queued} queued QoS 1/2 or replayed retained (queue full: Broker:Limits:MaxQueuedMessages / MaxQueuedBytes) since the last report (at most one every {IntervalSeconds}s)")]
+    public static partial void MessagesDropped(ILogger logger, string clientId, long qoS0, long queued, double intervalSeconds);
 
     [LoggerMessage(9, LogLevel.Error, "Unexpected error on the connection of {ClientId}")]
     public static partial void ConnectionFault(ILogger logger, string clientId, Exception exception);

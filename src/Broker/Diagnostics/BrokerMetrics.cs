@@ -30,6 +30,8 @@ internal enum DisconnectCause
     LimitExceeded,
     /// <summary>A bug: an unexpected exception while handling the client's packet (logged as an error).</summary>
     InternalError,
+    /// <summary>Part of a packet arrived and the rest did not within Broker:Limits:PartialPacketTimeoutSeconds.</summary>
+    PartialPacketTimeout,
     /// <summary>An operator disconnected the client (admin API).</summary>
     AdministrativeAction,
 }
@@ -42,18 +44,36 @@ internal enum ConnectResult
     KeepAliveRefused,
     MalformedConnect,
     BadAuthenticationMethod,
+    /// <summary>Broker:Limits:MaxConnections or MaxSessions reached.</summary>
+    ServerFull,
 }
 
 internal enum DropReason
 {
     NoSubscribers,
+    /// <summary>QoS 0 not queued: the client is offline or stopped reading, or its queue is full.</summary>
     QoS0Congestion,
-    OfflineQueueFull,
-    QueueOverflow,
     Expired,
     PacketTooLarge,
     /// <summary>A client published into a topic it may not (today: the broker's <c>$SYS/</c>).</summary>
     NotAuthorized,
+    /// <summary>A session's queue was full (client stalled or offline): its oldest messages made room, or a retained replay did not fit.</summary>
+    QueueFull,
+}
+
+/// <summary>Which configured limit refused something a client asked for (Broker:Limits:*).</summary>
+internal enum LimitKind
+{
+    /// <summary>MaxConnections: a connection over the limit was refused at CONNECT.</summary>
+    Connections,
+    /// <summary>MaxSessions: a new session over the limit was refused at CONNECT.</summary>
+    Sessions,
+    /// <summary>MaxSubscriptionsPerClient: a filter over the limit got a failure code in SUBACK.</summary>
+    SubscriptionsPerClient,
+    /// <summary>PartialPacketTimeoutSeconds: a client sent part of a packet and not the rest in time.</summary>
+    PartialPacketTimeout,
+    /// <summary>ConnectRate: accepting paused because connects came faster than the configured rate.</summary>
+    ConnectRate,
 }
 
 /// <summary>Why a commit of the persistent store failed (SQLite result code classes).</summary>
@@ -104,6 +124,8 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _messagesDelivered;
     private readonly Counter<long> _messagesDropped;
     private readonly Counter<long> _acceptErrors;
+    private readonly Counter<long> _limitRefusals;
+    private readonly KeyValuePair<string, object?>[] _limitTags;
     private readonly UpDownCounter<long> _throttled;
     private readonly Counter<double> _throttledTime;
     private readonly Histogram<double> _idleBeforeDeath;
@@ -146,6 +168,8 @@ internal sealed class BrokerMetrics : IDisposable
 
         _throttled = _meter.CreateUpDownCounter<long>("mqtt.clients.throttled", "{client}", "Clients whose socket the broker does not read right now (back-pressure, a credential check)");
         _throttledTime = _meter.CreateCounter<double>("mqtt.clients.throttled.time", "s", "Time clients spent throttled, summed over clients (counted when each throttle ends)");
+        _limitRefusals = _meter.CreateCounter<long>("mqtt.limits.refusals", "{refusal}", "Requests refused, or connections closed, at a configured limit (Broker:Limits:*), by limit");
+        _limitTags = Tags<LimitKind>("limit");
         _acceptErrors = _meter.CreateCounter<long>("mqtt.accept.errors", "{error}", "Failed accepts that made the listener back off (EMFILE, ENFILE, ENOBUFS, ...), by socket error");
         _storeCommits = _meter.CreateCounter<long>("mqtt.persistence.commits", "{transaction}", "Transactions committed by the persistent store (one fsync each)");
         _storeOperations = _meter.CreateCounter<long>("mqtt.persistence.operations", "{operation}", "Operations made durable by the persistent store");
@@ -199,6 +223,15 @@ internal sealed class BrokerMetrics : IDisposable
             _messagesDelivered.Add(0, tag);
         }
         _keepAliveExpiries.Add(0);
+        foreach (var tag in _limitTags)
+        {
+            _limitRefusals.Add(0, tag);
+        }
+        _throttled.Add(0);
+        _throttledTime.Add(0);
+        // EMFILE/ENFILE and ENOBUFS/ENOMEM, the accept errors an operator alerts on.
+        _acceptErrors.Add(0, Tag("error", DiagnosticNames.ToSnakeCase(nameof(System.Net.Sockets.SocketError.TooManyOpenSockets))));
+        _acceptErrors.Add(0, Tag("error", DiagnosticNames.ToSnakeCase(nameof(System.Net.Sockets.SocketError.NoBufferSpaceAvailable))));
         _storeCommits.Add(0);
         _storeOperations.Add(0);
         foreach (var tag in _storeErrorTags)
@@ -239,8 +272,10 @@ internal sealed class BrokerMetrics : IDisposable
     public void BytesSent(long n) => _bytesSent.Add(n);
     public void MessageReceived(QualityOfService qos) => _messagesPublished.Add(1, _qosTags[(int)qos]);
     public void MessageDelivered(QualityOfService qos) => _messagesDelivered.Add(1, _qosTags[(int)qos]);
-    public void MessageDropped(DropReason reason) => _messagesDropped.Add(1, _dropTags[(int)reason]);
+    public void MessageDropped(DropReason reason, int count = 1) => _messagesDropped.Add(count, _dropTags[(int)reason]);
     public void IdleBeforeDeath(HalfOpenCause cause, TimeSpan idle) => _idleBeforeDeath.Record(idle.TotalSeconds, _halfOpenTags[(int)cause]);
+
+    public void LimitRefused(LimitKind limit) => _limitRefusals.Add(1, _limitTags[(int)limit]);
 
     public void ClientThrottled(int delta) => _throttled.Add(delta);
     public void ThrottledFor(TimeSpan duration) => _throttledTime.Add(duration.TotalSeconds);

@@ -16,8 +16,30 @@ internal sealed record BrokerLimitsOptions
     /// <summary>How many QoS 1/2 messages the broker has in flight to one client (capped by the client's Receive Maximum).</summary>
     public int MaxInflightMessages { get; init; } = 100;
 
-    /// <summary>QoS 1/2 messages waiting for one session beyond the in-flight window; past it an online client is disconnected, an offline session drops.</summary>
+    /// <summary>
+    /// Messages waiting for one session beyond the in-flight window. Publishers are slowed (not read) while a reading
+    /// subscriber's queue is past half of it; for a client that stopped reading, or an offline session, QoS 0 is dropped
+    /// and a full queue drops its oldest messages for the newest (docs/overload.md).
+    /// </summary>
     public int MaxQueuedMessages { get; init; } = 1000;
+
+    /// <summary>The same limit in bytes (topic, payload, properties and 64 bytes of the broker's own per message).</summary>
+    public long MaxQueuedBytes { get; init; } = 4L * 1024 * 1024;
+
+    /// <summary>
+    /// A connected client whose socket has taken nothing for this long while the broker had data for it is disconnected
+    /// (slow consumer; 5.0 cannot even be told). A client that reads, however slowly, is never disconnected for its queue.
+    /// </summary>
+    public int SlowConsumerSeconds { get; init; } = 60;
+
+    /// <summary>
+    /// After this long without taking any byte while data waits, a client counts as stalled: publishers stop waiting for
+    /// it, its QoS 0 is dropped and its queue keeps the newest messages. Milliseconds.
+    /// </summary>
+    public int StalledAfterMilliseconds { get; init; } = 1000;
+
+    /// <summary>Subscriptions one session may hold; a filter past it gets SUBACK 0x97 (5.0) or 0x80 (3.1.1).</summary>
+    public int MaxSubscriptionsPerClient { get; init; } = 1000;
 
     /// <summary>Topic aliases a 5.0 client may use towards the broker.</summary>
     public int TopicAliasMaximum { get; init; } = 64;
@@ -29,8 +51,29 @@ internal sealed record BrokerLimitsOptions
     /// </summary>
     public bool OutboundTopicAliases { get; init; } = true;
 
-    /// <summary>Upper bound on a 5.0 Session Expiry Interval; 3.1.1 persistent sessions use it too.</summary>
+    /// <summary>Upper bound on a 5.0 Session Expiry Interval (and on <see cref="V311SessionExpirySeconds"/>).</summary>
     public uint MaxSessionExpirySeconds { get; init; } = uint.MaxValue;
+
+    /// <summary>
+    /// How long a 3.1.1 persistent session (Clean Session 0), which has no expiry of its own in the protocol, is kept
+    /// after its client disconnects. 2 hours as in EMQX: devices that never come back do not accumulate for ever.
+    /// </summary>
+    public uint V311SessionExpirySeconds { get; init; } = 7200;
+
+    /// <summary>Connections at most (0 = no limit but the open-files limit); past it CONNECT is refused (5.0 0x97, 3.1.1 0x03).</summary>
+    public int MaxConnections { get; init; }
+
+    /// <summary>Sessions at most, online and offline (0 = no limit); a CONNECT that would create one more is refused (5.0 0x97, 3.1.1 0x03).</summary>
+    public int MaxSessions { get; init; } = 1_000_000;
+
+    /// <summary>A packet whose first bytes arrived must be complete within this time, whatever the keep-alive (0 = off).</summary>
+    public int PartialPacketTimeoutSeconds { get; init; } = 30;
+
+    /// <summary>New connections accepted per second at most (0 = no limit); above it accepting pauses and the listen backlog holds the rest.</summary>
+    public int ConnectRate { get; init; }
+
+    /// <summary>Connections accepted in a burst above <see cref="ConnectRate"/> (0 = one second's worth).</summary>
+    public int ConnectBurst { get; init; }
 
     /// <summary>Longest client identifier accepted.</summary>
     public int MaxClientIdLength { get; init; } = 256;
@@ -71,6 +114,38 @@ internal sealed class BrokerLimitsOptionsValidator : IValidateOptions<BrokerLimi
         if (o.MaxQueuedMessages < 0)
         {
             errors.Add($"{BrokerLimitsOptions.Section}:MaxQueuedMessages must not be negative (was {o.MaxQueuedMessages})");
+        }
+        if (o.MaxConnections < 0)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxConnections must not be negative (0 = no limit) (was {o.MaxConnections})");
+        }
+        if (o.MaxSessions < 0)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxSessions must not be negative (0 = no limit) (was {o.MaxSessions})");
+        }
+        if (o.PartialPacketTimeoutSeconds < 0)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:PartialPacketTimeoutSeconds must not be negative (0 = off) (was {o.PartialPacketTimeoutSeconds})");
+        }
+        if (o.ConnectRate < 0 || o.ConnectBurst < 0)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:ConnectRate and ConnectBurst must not be negative (0 = no limit) (was {o.ConnectRate}, {o.ConnectBurst})");
+        }
+        if (o.MaxSubscriptionsPerClient < 1)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxSubscriptionsPerClient must be at least 1 (was {o.MaxSubscriptionsPerClient})");
+        }
+        if (o.MaxQueuedBytes < 0)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxQueuedBytes must not be negative (was {o.MaxQueuedBytes})");
+        }
+        if (o.StalledAfterMilliseconds is < 100 or > 600_000)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:StalledAfterMilliseconds must be between 100 and 600000 (was {o.StalledAfterMilliseconds})");
+        }
+        if (o.SlowConsumerSeconds < 1 || o.SlowConsumerSeconds * 1000L <= o.StalledAfterMilliseconds)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:SlowConsumerSeconds must be at least 1 and longer than StalledAfterMilliseconds (was {o.SlowConsumerSeconds})");
         }
         if (o.TopicAliasMaximum is < 0 or > 65535)
         {

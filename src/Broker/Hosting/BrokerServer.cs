@@ -43,7 +43,9 @@ internal sealed class BrokerServer : IHostedService, IDisposable
         BrokerLog.Listening(_logger, _listener.LocalEndPoint);
         _accepting = true;
         _bound.TrySetResult();
-        _listener.Start(OnAccepted, _services.Metrics.AcceptFailed);
+        var limits = _services.Limits;
+        var rateLimiter = limits.ConnectRate > 0 ? new ConnectRateLimiter(limits.ConnectRate, limits.ConnectBurst, _services.Time) : null;
+        _listener.Start(OnAccepted, _services.Metrics.AcceptFailed, rateLimiter, () => _services.Metrics.LimitRefused(LimitKind.ConnectRate));
         return Task.CompletedTask;
     }
 
@@ -53,7 +55,13 @@ internal sealed class BrokerServer : IHostedService, IDisposable
         // later packets arrive on the socket engine's thread. With one engine thread (the default) every client's
         // packets are then handled in the order they arrived, as in a single-threaded broker: a SUBSCRIBE that
         // reached the broker before another client's PUBLISH is in effect for it.
-        new MqttConnection(socket, _services).Start();
+        var connection = new MqttConnection(socket, _services);
+        int max = _services.Limits.MaxConnections;
+        if (max > 0 && _services.Registry.Count >= max)
+        {
+            connection.MarkOverConnectionLimit();
+        }
+        connection.Start();
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -22,6 +22,26 @@ internal sealed class ApplicationMessage
     /// <summary>TimeProvider timestamp when the broker received it; the base for the expiry countdown.</summary>
     public long ReceivedTimestamp { get; init; }
 
+    // What the message costs a session queue: topic, payload and properties as received, plus the broker's own
+    // per-message objects (this message is shared by every queue, but each queue counts it: the limit is per session).
+    private const int PerMessageOverhead = 64;
+    private int _queuedSize;
+
+    /// <summary>Bytes a queue counts for this message (computed once).</summary>
+    public int QueuedSize
+    {
+        get
+        {
+            int size = _queuedSize;
+            if (size == 0)
+            {
+                size = PerMessageOverhead + TopicUtf8.Length + Payload.Length + MqttPropertiesCodec.GetContentLength(Properties);
+                _queuedSize = size;
+            }
+            return size;
+        }
+    }
+
     /// <summary>Seconds left before expiry at <paramref name="now"/>; null if it never expires; 0 or less means expired.</summary>
     public long? RemainingExpirySeconds(long now, long timestampFrequency)
     {

@@ -9,7 +9,8 @@ namespace Broker.Routing;
 /// <summary>
 /// Matches published topics against the subscription tree and hands each subscriber one copy
 /// (overlapping subscriptions merged: highest QoS, every Subscription Identifier [MQTT-3.3.4-2..5]).
-/// The publisher never waits for a subscriber: enqueueing is a short lock on the subscriber's session.
+/// Enqueueing is a short lock on the subscriber's session; the publisher learns which session, if any, is past its
+/// high watermark while its client reads (it then waits: back-pressure, see docs/overload.md).
 /// </summary>
 internal sealed class Router
 {
@@ -17,16 +18,19 @@ internal sealed class Router
     private readonly RetainedMessageStore<ApplicationMessage> _retained;
     private readonly TimeProvider _time;
     private readonly BrokerMetrics _metrics;
-    private readonly int _maxQueued;
+    private readonly QueueLimits _queueLimits;
 
     public Router(TimeProvider time, IOptions<BrokerLimitsOptions> limits, BrokerMetrics metrics)
     {
         _time = time;
         _metrics = metrics;
-        _maxQueued = limits.Value.MaxQueuedMessages;
+        _queueLimits = new QueueLimits(limits.Value.MaxQueuedMessages, limits.Value.MaxQueuedBytes);
         _retained = new RetainedMessageStore<ApplicationMessage>(
             new RetainedStoreLimits(limits.Value.MaxRetainedMessages, limits.Value.MaxRetainedBytes), RetainedSize);
     }
+
+    /// <summary>The per-session queue limits (Broker:Limits:MaxQueuedMessages / MaxQueuedBytes) and watermarks.</summary>
+    public QueueLimits QueueLimits => _queueLimits;
 
     public int SubscriptionCount => _tree.Count;
     public int RetainedCount => _retained.Count;
@@ -63,12 +67,18 @@ internal sealed class Router
     /// Second phase: hands the built message to every matched session. Returns what the retained store
     /// did with a retained message (null otherwise); a message the store refuses is still delivered.
     /// </summary>
-    public RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer) => Deliver(message, buffer, fromClient: true);
+    public RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer) => Deliver(message, buffer, fromClient: true, out _);
+
+    /// <inheritdoc cref="Deliver(ApplicationMessage, RouteBuffer)"/>
+    /// <param name="congested">A subscriber's session past its high watermark while its client reads: the publisher
+    /// should stop being read until it drains (the first such session; null when none).</param>
+    public RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer, out Session? congested) => Deliver(message, buffer, fromClient: true, out congested);
 
     /// <param name="fromClient">False for the broker's own messages ($SYS): they are not counted as received from
     /// clients, nor as dropped when nobody subscribed (most of the time nobody reads $SYS).</param>
-    private RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer, bool fromClient)
+    private RetainOutcome? Deliver(ApplicationMessage message, RouteBuffer buffer, bool fromClient, out Session? congested)
     {
+        congested = null;
         if (fromClient)
         {
             _metrics.MessageReceived(message.QoS);
@@ -80,19 +90,17 @@ internal sealed class Router
             var t = targets[i];
             var qos = (QualityOfService)Math.Min((int)message.QoS, (int)t.MaxQoS);
             var outbound = new OutboundMessage(message, qos, t.RetainAsPublished && message.Retain, t.SubscriptionIdentifiers?.ToArray());
-            var result = t.Session.Enqueue(outbound, _maxQueued);
+            var result = t.Session.Enqueue(outbound, _queueLimits, out int droppedOldest);
             switch (result)
             {
-                case EnqueueResult.Queued:
+                case EnqueueResult.QueuedAboveHighWatermark:
+                    congested ??= t.Session;
                     break;
                 case EnqueueResult.DroppedQoS0:
-                    _metrics.MessageDropped(DropReason.QoS0Congestion);
+                    Dropped(t.Session, DropReason.QoS0Congestion, 1);
                     break;
-                case EnqueueResult.DroppedOffline:
-                    _metrics.MessageDropped(DropReason.OfflineQueueFull);
-                    break;
-                case EnqueueResult.Overflow:
-                    _metrics.MessageDropped(DropReason.QueueOverflow);
+                case EnqueueResult.QueuedDroppingOldest:
+                    Dropped(t.Session, DropReason.QueueFull, droppedOldest);
                     break;
             }
         }
@@ -103,12 +111,36 @@ internal sealed class Router
         return retained;
     }
 
+    /// <summary>Retained messages replayed at SUBSCRIBE go into the session's queue within its limits, never past them.</summary>
+    public void EnqueueRetainedReplay(Session session, in OutboundMessage message)
+    {
+        var result = session.Enqueue(message, _queueLimits, out int droppedOldest, retainedReplay: true);
+        if (result == EnqueueResult.DroppedRetainedReplay)
+        {
+            Dropped(session, DropReason.QueueFull, 1);
+        }
+        else if (result == EnqueueResult.DroppedQoS0)
+        {
+            Dropped(session, DropReason.QoS0Congestion, 1);
+        }
+        else if (droppedOldest > 0)
+        {
+            Dropped(session, DropReason.QueueFull, droppedOldest);
+        }
+    }
+
+    private void Dropped(Session session, DropReason reason, int count)
+    {
+        _metrics.MessageDropped(reason, count);
+        session.Owner?.OnMessagesDropped(reason, count);
+    }
+
     /// <summary>Publish in one step (wills, server messages): allocation is fine off the hot path.</summary>
     public void Publish(ApplicationMessage message)
     {
         var buffer = new RouteBuffer();
         Match(message.Topic, message.PublisherClientId, buffer);
-        Deliver(message, buffer, fromClient: true);
+        Deliver(message, buffer, fromClient: true, out _);
     }
 
     /// <summary>Publishes a message of the broker's own ($SYS): routed and retained like any other, not counted as a client's.</summary>
@@ -116,7 +148,7 @@ internal sealed class Router
     {
         var buffer = new RouteBuffer();
         Match(message.Topic, null, buffer);
-        Deliver(message, buffer, fromClient: false);
+        Deliver(message, buffer, fromClient: false, out _);
     }
 
     private RetainOutcome SetRetained(ApplicationMessage message) =>

@@ -7,19 +7,58 @@ namespace Broker.Sessions;
 internal interface IDeliveryTarget
 {
     void NotifyPending();
-    /// <summary>The session's queue overflowed while the client was connected: it is too slow to keep.</summary>
-    void OnQueueOverflow();
+
+    /// <summary>
+    /// The client stopped reading: output has been waiting and its socket took nothing for a while. Publishers are
+    /// not slowed for it (no head-of-line blocking): its QoS 0 messages are dropped and QoS 1/2 queue to the limits.
+    /// </summary>
+    bool IsStalled { get; }
+
+    /// <summary>
+    /// The broker does not read this client right now (it is itself held back): it cannot acknowledge what it is sent,
+    /// so nobody is made to wait for its queue (a wait could close a cycle).
+    /// </summary>
+    bool IsHeldBack { get; }
+
+    /// <summary>Messages meant for this client were dropped (counted by the caller; the client logs at most once per interval).</summary>
+    void OnMessagesDropped(Diagnostics.DropReason reason, int count);
+}
+
+/// <summary>A publisher that waits, not reading its socket, until a session it fed has drained.</summary>
+internal interface IBackPressureWaiter
+{
+    void ResumeFromBackPressure();
 }
 
 internal enum EnqueueResult
 {
     Queued,
-    /// <summary>QoS 0 dropped: client offline, or its queue is full.</summary>
+    /// <summary>Queued, and the queue is past its high watermark while its client reads: the publisher should wait.</summary>
+    QueuedAboveHighWatermark,
+    /// <summary>QoS 0 dropped: client offline or stalled, or its queue is full.</summary>
     DroppedQoS0,
-    /// <summary>QoS 1/2 dropped because the queue of an offline session is full.</summary>
-    DroppedOffline,
-    /// <summary>QoS 1/2 did not fit while the client is online: the client is disconnected.</summary>
-    Overflow,
+    /// <summary>Queued after dropping the oldest queued messages: the queue was full (client stalled or offline).</summary>
+    QueuedDroppingOldest,
+    /// <summary>Not queued: a retained message replayed at SUBSCRIBE did not fit.</summary>
+    DroppedRetainedReplay,
+}
+
+/// <summary>What a session's queue may hold, and where back-pressure starts and stops.</summary>
+/// <param name="MaxMessages">Messages queued at most (not counting the in-flight window).</param>
+/// <param name="MaxBytes">Bytes queued at most (topic, payload and properties of each message, plus a fixed overhead).</param>
+internal readonly record struct QueueLimits(int MaxMessages, long MaxBytes)
+{
+    // Publishers wait above half the limit and resume below a quarter: a reading subscriber's queue stays well under
+    // the limit, so what a publisher had in flight when it was told to wait still fits.
+    public int HighMessages => Math.Max(1, MaxMessages / 2);
+    public long HighBytes => Math.Max(1, MaxBytes / 2);
+    public int LowMessages => MaxMessages / 4;
+    public long LowBytes => MaxBytes / 4;
+
+    // A subscriber that reads gets a margin over the limit for QoS 1/2 that publishers had already sent when they
+    // were told to wait: those messages were acknowledged and must not be lost.
+    public int ReadingMaxMessages => MaxMessages <= int.MaxValue / 2 ? MaxMessages * 2 : int.MaxValue;
+    public long ReadingMaxBytes => MaxBytes <= long.MaxValue / 2 ? MaxBytes * 2 : long.MaxValue;
 }
 
 /// <summary>
@@ -34,6 +73,9 @@ internal sealed class Session : IKeepAliveTarget
     // Created on first use: most devices of a fleet never subscribe or receive, and idle memory per client counts.
     private Dictionary<string, Subscription>? _subscriptions;
     private Queue<OutboundMessage>? _pending;
+    private long _pendingBytes;
+    // Publishers waiting for this queue to drain (back-pressure); created the first time one waits.
+    private List<IBackPressureWaiter>? _waiters;
     private OrderedDictionary<ushort, InflightMessage>? _inflight;
     private HashSet<ushort>? _inboundQoS2;
     private ushort _lastPacketId;
@@ -108,6 +150,7 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>Unbinds only if <paramref name="owner"/> is still the owner (a takeover may have rebound it).</summary>
     public bool Unbind(IDeliveryTarget owner, long now)
     {
+        IBackPressureWaiter[]? waiters;
         lock (this)
         {
             if (!ReferenceEquals(Owner, owner))
@@ -116,8 +159,11 @@ internal sealed class Session : IKeepAliveTarget
             }
             Owner = null;
             DisconnectedTimestamp = now;
-            return true;
+            // Offline, the queue no longer drains: nobody waits for it.
+            waiters = TakeWaiters();
         }
+        Resume(waiters);
+        return true;
     }
 
     /// <summary>Read without the lock by the router to decide whether overlapping subscriptions must be merged.</summary>
@@ -148,6 +194,14 @@ internal sealed class Session : IKeepAliveTarget
         }
     }
 
+    public bool HasSubscription(string filter)
+    {
+        lock (this)
+        {
+            return _subscriptions is not null && _subscriptions.ContainsKey(filter);
+        }
+    }
+
     public Subscription[] GetSubscriptions()
     {
         lock (this)
@@ -156,63 +210,179 @@ internal sealed class Session : IKeepAliveTarget
         }
     }
 
-    /// <summary>Called by the router for every matching message.</summary>
-    public EnqueueResult Enqueue(in OutboundMessage message, int maxQueued)
+    /// <summary>Bytes of the queued messages (see <see cref="QueueLimits.MaxBytes"/>).</summary>
+    public long PendingBytes
     {
-        IDeliveryTarget? owner;
-        lock (this)
+        get
         {
-            owner = Owner;
-            if (message.QoS == QualityOfService.AtMostOnce)
+            lock (this)
             {
-                // QoS 0 is not kept for offline sessions, and is the first thing dropped for a slow client.
-                if (owner is null || (_pending?.Count ?? 0) >= maxQueued)
-                {
-                    return EnqueueResult.DroppedQoS0;
-                }
+                return _pendingBytes;
             }
-            else if ((_pending?.Count ?? 0) >= maxQueued)
-            {
-                if (owner is null)
-                {
-                    return EnqueueResult.DroppedOffline;
-                }
-                owner.OnQueueOverflow();
-                return EnqueueResult.Overflow;
-            }
-            (_pending ??= new Queue<OutboundMessage>()).Enqueue(message);
         }
-        owner?.NotifyPending();
-        return EnqueueResult.Queued;
     }
 
     /// <summary>
-    /// Takes the next message to send, if <paramref name="owner"/> still owns the session. QoS 1/2 messages wait while the in-flight window is full, and with them
-    /// everything queued behind them, which keeps per-topic order [MQTT-4.6.0-6].
+    /// Called by the router for every matching message. The policy (docs/overload.md): a client that reads is never
+    /// sent fewer QoS 1/2 messages than were acknowledged to their publishers, and past the high watermark the
+    /// publisher is asked to wait; a client that stopped reading (or is offline) keeps at most the limits, QoS 0 is
+    /// dropped for it and, when full, the oldest queued messages make room for the newest.
     /// </summary>
-    public bool TryTakeNext(IDeliveryTarget owner, int inflightWindow, out OutboundMessage message, out ushort packetId)
+    public EnqueueResult Enqueue(in OutboundMessage message, in QueueLimits limits, out int droppedOldest, bool retainedReplay = false)
+    {
+        IDeliveryTarget? owner;
+        EnqueueResult result = EnqueueResult.Queued;
+        droppedOldest = 0;
+        lock (this)
+        {
+            owner = Owner;
+            int count = _pending?.Count ?? 0;
+            long size = message.Message.QueuedSize;
+            bool stalled = owner is null || owner.IsStalled;
+            if (message.QoS == QualityOfService.AtMostOnce && (owner is null || stalled || count >= limits.MaxMessages || _pendingBytes + size > limits.MaxBytes))
+            {
+                // QoS 0 is not kept for offline sessions, nor for a client that stopped reading, nor past the limits.
+                result = EnqueueResult.DroppedQoS0;
+            }
+            else if (retainedReplay && (count >= limits.MaxMessages || _pendingBytes + size > limits.MaxBytes))
+            {
+                // Replays at SUBSCRIBE never push out what was published: they stop at the limit.
+                result = EnqueueResult.DroppedRetainedReplay;
+            }
+            else
+            {
+                int maxMessages = stalled ? limits.MaxMessages : limits.ReadingMaxMessages;
+                long maxBytes = stalled ? limits.MaxBytes : limits.ReadingMaxBytes;
+                var pending = _pending ??= new Queue<OutboundMessage>();
+                while (pending.Count > 0 && (pending.Count >= maxMessages || _pendingBytes + size > maxBytes))
+                {
+                    // Full: the oldest message makes room (the newest state of a device is worth more than its oldest).
+                    var oldest = pending.Dequeue();
+                    _pendingBytes -= oldest.Message.QueuedSize;
+                    droppedOldest++;
+                }
+                if (maxMessages == 0)
+                {
+                    result = message.QoS == QualityOfService.AtMostOnce ? EnqueueResult.DroppedQoS0 : EnqueueResult.QueuedDroppingOldest;
+                    droppedOldest += message.QoS == QualityOfService.AtMostOnce ? 0 : 1;
+                }
+                else
+                {
+                    pending.Enqueue(message);
+                    _pendingBytes += size;
+                    if (droppedOldest > 0)
+                    {
+                        result = EnqueueResult.QueuedDroppingOldest;
+                    }
+                    else if (!stalled && !owner!.IsHeldBack && (pending.Count > limits.HighMessages || _pendingBytes > limits.HighBytes))
+                    {
+                        result = EnqueueResult.QueuedAboveHighWatermark;
+                    }
+                }
+            }
+        }
+        if (owner is not null && result is not (EnqueueResult.DroppedQoS0 or EnqueueResult.DroppedRetainedReplay))
+        {
+            owner.NotifyPending();
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The publisher waits for this session to drain below its low watermark. False (no wait) when it already has,
+    /// or when its client does not read or is held back itself.
+    /// </summary>
+    public bool TryAddWaiter(IBackPressureWaiter waiter, in QueueLimits limits)
     {
         lock (this)
         {
-            packetId = 0;
-            message = default;
-            // A connection that was taken over must not take messages meant for its successor.
-            if (!ReferenceEquals(Owner, owner) || _pending is null || !_pending.TryPeek(out message))
+            var owner = Owner;
+            if (owner is null || owner.IsStalled || owner.IsHeldBack || !AboveLowWatermark(limits))
             {
                 return false;
             }
-            if (message.QoS != QualityOfService.AtMostOnce)
+            (_waiters ??= []).Add(waiter);
+            return true;
+        }
+    }
+
+    /// <summary>Lets every waiting publisher go on (the client left, stalled, or is held back itself).</summary>
+    public void ReleaseWaiters()
+    {
+        IBackPressureWaiter[]? waiters;
+        lock (this)
+        {
+            waiters = TakeWaiters();
+        }
+        Resume(waiters);
+    }
+
+    private bool AboveLowWatermark(in QueueLimits limits) => (_pending?.Count ?? 0) > limits.LowMessages || _pendingBytes > limits.LowBytes;
+
+    private IBackPressureWaiter[]? TakeWaiters()
+    {
+        if (_waiters is not { Count: > 0 } list)
+        {
+            return null;
+        }
+        var taken = list.ToArray();
+        list.Clear();
+        return taken;
+    }
+
+    private static void Resume(IBackPressureWaiter[]? waiters)
+    {
+        if (waiters is null)
+        {
+            return;
+        }
+        foreach (var waiter in waiters)
+        {
+            waiter.ResumeFromBackPressure();
+        }
+    }
+
+    /// <summary>
+    /// Takes the next message to send, if <paramref name="owner"/> still owns the session. QoS 1/2 messages wait while
+    /// the in-flight window is full, and with them everything queued behind them, which keeps per-topic order
+    /// [MQTT-4.6.0-6]. Publishers waiting on this session go on once it is below its low watermark.
+    /// </summary>
+    public bool TryTakeNext(IDeliveryTarget owner, int inflightWindow, in QueueLimits limits, out OutboundMessage message, out ushort packetId)
+    {
+        IBackPressureWaiter[]? drained = null;
+        try
+        {
+            lock (this)
             {
-                _inflight ??= new OrderedDictionary<ushort, InflightMessage>();
-                if (_inflight.Count >= inflightWindow)
+                packetId = 0;
+                message = default;
+                if (_waiters is { Count: > 0 } && !AboveLowWatermark(limits))
+                {
+                    drained = TakeWaiters();
+                }
+                // A connection that was taken over must not take messages meant for its successor.
+                if (!ReferenceEquals(Owner, owner) || _pending is null || !_pending.TryPeek(out message))
                 {
                     return false;
                 }
-                packetId = NextPacketId();
-                _inflight.Add(packetId, new InflightMessage { Outbound = message, PacketId = packetId });
+                if (message.QoS != QualityOfService.AtMostOnce)
+                {
+                    _inflight ??= new OrderedDictionary<ushort, InflightMessage>();
+                    if (_inflight.Count >= inflightWindow)
+                    {
+                        return false;
+                    }
+                    packetId = NextPacketId();
+                    _inflight.Add(packetId, new InflightMessage { Outbound = message, PacketId = packetId });
+                }
+                _pending.Dequeue();
+                _pendingBytes -= message.Message.QueuedSize;
+                return true;
             }
-            _pending.Dequeue();
-            return true;
+        }
+        finally
+        {
+            Resume(drained);
         }
     }
 

@@ -29,6 +29,9 @@ internal sealed class SocketListener : IDisposable
     private EndPoint? _localEndPoint;
     private Action<Socket>? _onAccepted;
     private Action<SocketError>? _onAcceptError;
+    private ConnectRateLimiter? _rateLimiter;
+    private Action? _onRateLimited;
+    private ITimer? _rateTimer;
     private int _stopped;
     private TimeSpan _backoff = FirstBackoff;
     private ITimer? _backoffTimer;
@@ -93,7 +96,7 @@ internal sealed class SocketListener : IDisposable
     /// Starts the accept loop. <paramref name="onAccepted"/> runs on the loop's thread and must return quickly
     /// (hand the socket on); <paramref name="onAcceptError"/> is told of every accept error that made the loop back off.
     /// </summary>
-    public void Start(Action<Socket> onAccepted, Action<SocketError>? onAcceptError = null)
+    public void Start(Action<Socket> onAccepted, Action<SocketError>? onAcceptError = null, ConnectRateLimiter? rateLimiter = null, Action? onRateLimited = null)
     {
         if (_listenSocket is null)
         {
@@ -104,6 +107,8 @@ internal sealed class SocketListener : IDisposable
             throw new InvalidOperationException("The listener is already started.");
         }
         _onAcceptError = onAcceptError;
+        _rateLimiter = rateLimiter;
+        _onRateLimited = onRateLimited;
         // The first accept is posted from the thread pool: a storm already in the backlog is then drained there,
         // not on the caller (the host's start-up).
         ThreadPool.UnsafeQueueUserWorkItem(static listener => listener.AcceptLoop(), this, preferLocal: false);
@@ -114,6 +119,11 @@ internal sealed class SocketListener : IDisposable
         var listenSocket = _listenSocket!;
         while (Volatile.Read(ref _stopped) == 0)
         {
+            if (_rateLimiter is { } limiter && !limiter.TryTake(out var wait))
+            {
+                PauseForRate(wait);
+                return;
+            }
             _accept.AcceptSocket = null;
             bool pending;
             try
@@ -191,6 +201,14 @@ internal sealed class SocketListener : IDisposable
         timer.Change(delay, Timeout.InfiniteTimeSpan);
     }
 
+    /// <summary>Connects arrive faster than Broker:Limits:ConnectRate: nothing is accepted until the next token.</summary>
+    private void PauseForRate(TimeSpan wait)
+    {
+        _onRateLimited?.Invoke();
+        var timer = _rateTimer ??= _time.CreateTimer(static state => ((SocketListener)state!).AcceptLoop(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        timer.Change(wait > TimeSpan.FromMilliseconds(1) ? wait : TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+    }
+
     /// <summary>Stops accepting. Open connections are not touched. Idempotent.</summary>
     public void Stop()
     {
@@ -200,6 +218,7 @@ internal sealed class SocketListener : IDisposable
         }
 
         _backoffTimer?.Dispose();
+        _rateTimer?.Dispose();
         _listenSocket?.Dispose();
         TransportLog.StoppedListening(_logger, _localEndPoint);
     }

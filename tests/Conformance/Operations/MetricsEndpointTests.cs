@@ -151,7 +151,7 @@ public sealed class MetricsEndpointTests
         {
             Assert.Contains(samples, s => s.Name == "mqtt_disconnects_total" && s.Labels.GetValueOrDefault("cause") == cause && s.Value == 0);
         }
-        Assert.Contains(samples, s => s.Name == "mqtt_messages_dropped_total" && s.Labels.GetValueOrDefault("reason") == "queue_overflow");
+        Assert.Contains(samples, s => s.Name == "mqtt_messages_dropped_total" && s.Labels.GetValueOrDefault("reason") == "queue_full");
         Assert.Contains(samples, s => s.Name == "mqtt_connect_attempts_total" && s.Labels.GetValueOrDefault("result") == "keep_alive_refused");
     }
 }

@@ -18,6 +18,12 @@ internal enum DeadlineKind
     /// <summary>A will waits for its Will Delay Interval before it is published [MQTT-3.1.3-9].</summary>
     WillDelay,
 
+    /// <summary>
+    /// The kernel's send buffer towards a client is full: counted from the last byte it took (extended by activity,
+    /// like <see cref="KeepAlive"/>). Expired once: the client counts as stalled; twice: it is a slow consumer.
+    /// </summary>
+    SendStall,
+
     /// <summary>Part of a packet arrived and the rest must follow within this time, whatever the keep-alive.</summary>
     PartialPacket,
 }

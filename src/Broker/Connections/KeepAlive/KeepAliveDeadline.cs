@@ -61,7 +61,7 @@ internal sealed class KeepAliveDeadline
     /// <summary>The moment this deadline is reached if nothing else happens.</summary>
     internal long DeadlineTimestamp()
     {
-        long reference = ArmedKind == DeadlineKind.KeepAlive
+        long reference = ArmedKind is DeadlineKind.KeepAlive or DeadlineKind.SendStall
             ? Math.Max(ArmedAt, LastActivityTimestamp)
             : ArmedAt; // every other deadline counts from arming: activity does not extend it
         return reference + TimeoutUnits;

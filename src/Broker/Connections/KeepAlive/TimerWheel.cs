@@ -439,7 +439,7 @@ internal sealed class TimerWheel : IDisposable
         // ran, not wall time, so a stall longer than the timeout does not use it up: a client whose input has
         // stayed unread for another whole timeout of running ticks (at least MinDeferralTicks) is stuck, not
         // starved, and must not escape expiry forever.
-        if (entry.Deferrals < DeferralLimit(entry) && HasUnreadInput(entry.Target))
+        if (entry.ArmedKind is DeadlineKind.KeepAlive or DeadlineKind.Connect && entry.Deferrals < DeferralLimit(entry) && HasUnreadInput(entry.Target))
         {
             entry.Deferrals++;
             LinkLocked(entry, nowTick + 1);
