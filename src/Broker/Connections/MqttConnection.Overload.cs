@@ -43,17 +43,24 @@ internal sealed partial class MqttConnection : IBackPressureWaiter
     private void WatchForStall()
     {
         var extras = Extras;
-        var wheel = _services.Wheel;
-        var after = TimeSpan.FromMilliseconds(_services.Limits.StalledAfterMilliseconds);
-        if (extras.StallWatch is null)
+        if (!extras.StallWatchArmed)
         {
-            extras.StallWatch = wheel.Register(this, DeadlineKind.SendStall, after);
+            extras.StallWatch = ArmWatch(extras.StallWatch, DeadlineKind.SendStall, TimeSpan.FromMilliseconds(_services.Limits.StalledAfterMilliseconds));
+            extras.StallWatchArmed = true;
         }
-        else if (!extras.StallWatchArmed)
+    }
+
+    /// <summary>
+    /// Arms a watch of this connection on the wheel: re-arms the entry it has, or registers a new one when there is
+    /// none or the old one has expired (a delivered expiry cannot be re-armed, not even from its own callback).
+    /// </summary>
+    private KeepAliveDeadline ArmWatch(KeepAliveDeadline? watch, DeadlineKind kind, TimeSpan timeout)
+    {
+        if (watch is not null && _services.Wheel.Rearm(watch, kind, timeout))
         {
-            wheel.Rearm(extras.StallWatch, DeadlineKind.SendStall, after);
+            return watch;
         }
-        extras.StallWatchArmed = true;
+        return _services.Wheel.Register(this, kind, timeout);
     }
 
     /// <summary>The kernel took bytes, or the client acknowledged a message: it consumes.</summary>
@@ -97,7 +104,7 @@ internal sealed partial class MqttConnection : IBackPressureWaiter
             Diagnostics.BrokerLog.ClientStalled(_services.Logger, LogClientId, stalledAfter.TotalSeconds, PendingOutputBytes, _session?.PendingCount ?? 0);
             // Nobody waits for a client that does not read.
             _session?.ReleaseWaiters();
-            _services.Wheel.Rearm(extras.StallWatch!, DeadlineKind.SendStall,
+            extras.StallWatch = ArmWatch(extras.StallWatch, DeadlineKind.SendStall,
                 TimeSpan.FromSeconds(_services.Limits.SlowConsumerSeconds) - stalledAfter);
             return;
         }

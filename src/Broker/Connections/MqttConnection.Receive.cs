@@ -183,15 +183,7 @@ internal sealed partial class MqttConnection
             {
                 return;
             }
-            var timeout = TimeSpan.FromSeconds(seconds);
-            if (extras.PartialPacketWatch is null)
-            {
-                extras.PartialPacketWatch = _services.Wheel.Register(this, Connections.KeepAlive.DeadlineKind.PartialPacket, timeout);
-            }
-            else
-            {
-                _services.Wheel.Rearm(extras.PartialPacketWatch, Connections.KeepAlive.DeadlineKind.PartialPacket, timeout);
-            }
+            extras.PartialPacketWatch = ArmWatch(extras.PartialPacketWatch, Connections.KeepAlive.DeadlineKind.PartialPacket, TimeSpan.FromSeconds(seconds));
             extras.PartialPacketWatchArmed = true;
         }
         else if (_extras is { PartialPacketWatchArmed: true } armed)

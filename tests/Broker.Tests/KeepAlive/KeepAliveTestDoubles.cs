@@ -9,6 +9,9 @@ internal sealed class RecordingTarget : IKeepAliveTarget
 
     public bool HasUnreadInput { get; set; }
 
+    /// <summary>The broker holds this client back (it does not read it): throttled, not silent.</summary>
+    public bool IsHeldBack { get; set; }
+
     public bool ThrowOnExpiry { get; init; }
 
     public int HasUnreadInputQueries { get; private set; }
@@ -34,6 +37,8 @@ internal sealed class RecordingTarget : IKeepAliveTarget
             return HasUnreadInput;
         }
     }
+
+    bool IKeepAliveTarget.IsHeldBack => IsHeldBack;
 
     public void OnDeadlineExpired(in DeadlineExpiry expiry)
     {
