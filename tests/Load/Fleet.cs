@@ -168,6 +168,26 @@ internal sealed class Fleet
 
     public void QueueFlush(FleetClient client) => _flushQueue.Enqueue(client);
 
+    // Clients that stopped reading on purpose (pubsub --stall-subscribers); the tick resumes them.
+    private readonly System.Collections.Concurrent.ConcurrentQueue<FleetClient> _parked = new();
+
+    public void Park(FleetClient client) => _parked.Enqueue(client);
+
+    /// <summary>Clients from this index on are idle pingers (pubsub --idle-clients): their PINGRESP latency is reported apart.</summary>
+    public int IdleFrom { get; set; } = int.MaxValue;
+
+    private void ResumeParked(long now)
+    {
+        int count = _parked.Count;
+        for (int i = 0; i < count && _parked.TryDequeue(out var client); i++)
+        {
+            if (!client.TryResumeReading(now))
+            {
+                _parked.Enqueue(client);
+            }
+        }
+    }
+
     public void OnConnected(FleetClient client, long now)
     {
         Interlocked.Increment(ref Metrics.ConnectedNow);
@@ -221,6 +241,10 @@ internal sealed class Fleet
 
         Interlocked.Increment(ref Metrics.PongsReceived);
         Metrics.RecordPing(now - sent);
+        if (client.Index >= IdleFrom)
+        {
+            Metrics.Histogram(HistogramNames.IdlePing).RecordTicks(now - sent);
+        }
         if (sent >= Volatile.Read(ref _silenceStartTicks))
         {
             Metrics.Histogram(HistogramNames.PingDuringExpiry).RecordTicks(now - sent);
@@ -267,6 +291,10 @@ internal sealed class Fleet
         }
 
         Traffic?.OnTick(now);
+        if (!_parked.IsEmpty)
+        {
+            ResumeParked(now);
+        }
         FlushPartialSends();
         CompleteWaiters(now);
         if (now >= _nextProgressTicks)
@@ -409,6 +437,8 @@ internal static class HistogramNames
     public const string Reconnect = "reconnect";
     public const string Ping = "ping";
     public const string PingDuringExpiry = "pingDuringExpiry";
+    public const string IdlePing = "idlePing";
+    public const string StalledEndToEnd = "stalledEndToEnd";
     public const string SilentClose = "silentClose";
     public const string EndToEnd = "endToEnd";
 }

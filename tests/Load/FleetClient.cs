@@ -63,6 +63,28 @@ internal sealed class FleetClient : IFrameHandler
     public long PingSentTicks;
     public volatile bool Silent;
 
+    // Stopwatch ticks until which this client does not read its socket (a stalled subscriber); 0 = reading.
+    private long _readPausedUntil;
+    private SocketAsyncEventArgs? _parkedReceive;
+
+    /// <summary>Stops reading the socket until <paramref name="untilTicks"/> (Stopwatch); the fleet's tick resumes it.</summary>
+    public void PauseReading(long untilTicks) => Volatile.Write(ref _readPausedUntil, untilTicks);
+
+    /// <summary>Called by the fleet's tick: reading goes on when the pause is over. True once resumed.</summary>
+    public bool TryResumeReading(long now)
+    {
+        if (now < Volatile.Read(ref _readPausedUntil))
+        {
+            return false;
+        }
+        var args = Interlocked.Exchange(ref _parkedReceive, null);
+        if (args is not null)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.client.ReceiveLoop(s.args), (client: this, args), preferLocal: false);
+        }
+        return true;
+    }
+
     public void StartConnect(EndPoint broker, IPAddress? source)
     {
         Socket? socket = null;
@@ -309,6 +331,14 @@ internal sealed class FleetClient : IFrameHandler
             Socket? socket = _socket;
             if (socket is null)
             {
+                return;
+            }
+
+            if (Volatile.Read(ref _readPausedUntil) > System.Diagnostics.Stopwatch.GetTimestamp())
+            {
+                // Stalled on purpose: nothing is posted, the kernel's buffers fill, the broker sees a client that does not read.
+                Volatile.Write(ref _parkedReceive, args);
+                _fleet.Park(this);
                 return;
             }
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using HdrHistogram;
+using HdrHistogram.Encoding;
 using HdrHistogram.Utilities;
 
 namespace Broker.Load;
@@ -7,7 +8,7 @@ namespace Broker.Load;
 /// <summary>
 /// Microsecond latencies in an HdrHistogram (3 significant digits: at most 0.1% relative error, from 1 µs to one
 /// hour; longer values are recorded as one hour). Recording is thread-safe and allocation-free. Histograms from
-/// several workers travel in HdrHistogram's compressed encoding and merge by adding counts, so percentiles are
+/// several workers travel in HdrHistogram's V2 encoding and merge by adding counts, so percentiles are
 /// computed over all samples, never averaged. Count, sum, min and max are also kept exactly.
 /// </summary>
 internal sealed class LatencyHistogram
@@ -77,8 +78,13 @@ internal sealed class LatencyHistogram
 
     public HistogramData ToData()
     {
-        var buffer = ByteBuffer.Allocate(_histogram.GetNeededByteBufferCapacity());
-        int length = _histogram.EncodeIntoCompressedByteBuffer(buffer);
+        // Encoded from a copy: clients may still record (idle pingers, late deliveries) while the report is built, and
+        // encoding a histogram that changes underneath gives a payload that does not decode.
+        // The V2 encoding without its deflate wrapper: HdrHistogram.NET 2.5 cannot decode its own compressed form once
+        // the payload is large (about a million samples: "the buffer does not contain the indicated payload amount").
+        var snapshot = _histogram.Copy();
+        var buffer = ByteBuffer.Allocate(snapshot.GetNeededByteBufferCapacity());
+        int length = snapshot.Encode(buffer, HistogramEncoderV2.Instance);
         // ByteBuffer copies what it is given and has no accessor for its array: read the encoding back.
         buffer.Position = 0;
         byte[] encoded = new byte[length];
@@ -97,7 +103,7 @@ internal sealed class LatencyHistogram
             return histogram;
         }
 
-        var decoded = HistogramEncoding.DecodeFromCompressedByteBuffer(ByteBuffer.Allocate(Convert.FromBase64String(data.Encoded)), HighestTrackableMicros);
+        var decoded = HistogramEncoding.DecodeFromByteBuffer(ByteBuffer.Allocate(Convert.FromBase64String(data.Encoded)), HighestTrackableMicros);
         histogram._histogram.Add(decoded);
         histogram._count = data.Count;
         histogram._sum = data.Sum;
@@ -107,7 +113,7 @@ internal sealed class LatencyHistogram
     }
 }
 
-/// <summary>Wire form of a histogram in a worker's JSON result: HdrHistogram's compressed V2 encoding, base64, plus the exact summary.</summary>
+/// <summary>Wire form of a histogram in a worker's JSON result: HdrHistogram's V2 encoding (uncompressed: see ToData), base64, plus the exact summary.</summary>
 internal sealed record HistogramData(
     [property: JsonPropertyName("count")] long Count,
     [property: JsonPropertyName("sum")] long Sum,

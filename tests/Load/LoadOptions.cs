@@ -43,6 +43,10 @@ internal sealed record LoadOptions
     public int? Subscribers { get; init; }
     public int MaxInFlight { get; init; } = 16;
     public double DrainSeconds { get; init; } = 5;
+    public int IdleClients { get; init; }
+    public int StallSubscribers { get; init; }
+    public double StallSeconds { get; init; } = 30;
+    public double StallAtSeconds { get; init; } = 2;
     public bool AbortiveDrop { get; init; } = true;
     public int? Workers { get; init; }
     public int ClientsPerWorker { get; init; } = 18_000;
@@ -80,7 +84,7 @@ internal sealed record LoadOptions
         _ => Math.Max(1, Clients / 2),
     };
 
-    public int TotalClients => Scenario == Scenario.PubSub ? PublisherCount + SubscriberCount : Clients;
+    public int TotalClients => Scenario == Scenario.PubSub ? PublisherCount + SubscriberCount + IdleClients : Clients;
 
     public int WorkerCount => Scenario == Scenario.PubSub
         ? 1
@@ -167,6 +171,10 @@ internal static class LoadOptionsParser
         ("--subscribers", "S", "pubsub subscribers (default from --mode and --clients)"),
         ("--max-inflight", "N", "pubsub: unacknowledged QoS 1 messages per publisher [16]"),
         ("--drain", "S", "pubsub: wait for deliveries after publishing stops [5]"),
+        ("--idle-clients", "N", "pubsub: N more clients that only ping every --keepalive; their PINGRESP latency is reported apart (idlePing) [0]"),
+        ("--stall-subscribers", "N", "pubsub: the first N subscribers stop reading their socket for --stall-seconds, --stall-at after publishing starts [0]"),
+        ("--stall-seconds", "S", "pubsub: how long stalled subscribers do not read [30]"),
+        ("--stall-at", "S", "pubsub: seconds after publishing starts when they stop [2]"),
         ("--drop", "rst|fin", "reconnect-storm: how the clients drop [rst]"),
         ("--workers", "W", "worker processes (default: ceil(clients / clients-per-worker)); 1 runs in-process"),
         ("--clients-per-worker", "N", "at most N sockets per worker (open-files limit) [18000]"),
@@ -282,6 +290,10 @@ internal static class LoadOptionsParser
         "--subscribers" => options with { Subscribers = Int(flag, value, 1, 1_000_000) },
         "--max-inflight" => options with { MaxInFlight = Int(flag, value, 1, 65_000) },
         "--drain" => options with { DrainSeconds = Double(flag, value, 0, 600) },
+        "--idle-clients" => options with { IdleClients = Int(flag, value, 0, 1_000_000) },
+        "--stall-subscribers" => options with { StallSubscribers = Int(flag, value, 0, 1_000_000) },
+        "--stall-seconds" => options with { StallSeconds = Double(flag, value, 0, 86_400) },
+        "--stall-at" => options with { StallAtSeconds = Double(flag, value, 0, 86_400) },
         "--drop" => options with { AbortiveDrop = value switch
         {
             "rst" => true,

@@ -56,6 +56,8 @@ internal sealed class PubSubTraffic : IFleetTraffic
     private readonly ArrayBufferWriter<byte> _scratch;
     private readonly byte[] _payload;
     private readonly LatencyHistogram _endToEnd;
+    private readonly LatencyHistogram _stalledEndToEnd;
+    private bool _stallStarted;
     private int _cursor;
     private volatile bool _publishing;
     private long _publishStartTicks;
@@ -96,6 +98,9 @@ internal sealed class PubSubTraffic : IFleetTraffic
         _scratch = new ArrayBufferWriter<byte>(Wire.PublishLength(_options.ProtocolVersion, _topics.Max(t => t.Length), _options.PayloadBytes));
         _payload = new byte[_options.PayloadBytes];
         _endToEnd = fleet.Metrics.Histogram(HistogramNames.EndToEnd);
+        _stalledEndToEnd = fleet.Metrics.Histogram(HistogramNames.StalledEndToEnd);
+        // Clients past the publishers and subscribers only ping.
+        fleet.IdleFrom = _publishers + _subscribers;
     }
 
     public static int ReceiveCapacity(LoadOptions options) => Math.Max(4096, 2 * (options.PayloadBytes + 128));
@@ -133,6 +138,17 @@ internal sealed class PubSubTraffic : IFleetTraffic
 
     public void OnTick(long now)
     {
+        if (_publishing && !_stallStarted && _options.StallSubscribers > 0
+            && now - _publishStartTicks >= (long)(_options.StallAtSeconds * Stopwatch.Frequency))
+        {
+            _stallStarted = true;
+            long until = now + (long)(_options.StallSeconds * Stopwatch.Frequency);
+            for (int s = 0; s < Math.Min(_options.StallSubscribers, _subscribers); s++)
+            {
+                _fleet.Clients[_publishers + s].PauseReading(until);
+            }
+            _fleet.Metrics.Count("stalledSubscribers", Math.Min(_options.StallSubscribers, _subscribers));
+        }
         if (!_publishing)
         {
             return;
@@ -162,7 +178,7 @@ internal sealed class PubSubTraffic : IFleetTraffic
     public void OnPublish(FleetClient client, int qos, ReadOnlySpan<byte> payload, long now)
     {
         int subscriber = client.Index - _publishers;
-        if (subscriber < 0 || !PubSubPayload.TryRead(payload, out long sentTicks, out int publisher, out long sequence))
+        if (subscriber < 0 || subscriber >= _subscribers || !PubSubPayload.TryRead(payload, out long sentTicks, out int publisher, out long sequence))
         {
             _fleet.Metrics.Count("unexpectedPublish");
             return;
@@ -190,7 +206,8 @@ internal sealed class PubSubTraffic : IFleetTraffic
 
         highest[slot] = sequence;
         Interlocked.Increment(ref _fleet.Metrics.Delivered);
-        _endToEnd.RecordTicks(now - sentTicks);
+        // Stalled subscribers' latency is their own stall: the others' latency is what the test watches.
+        (subscriber < _options.StallSubscribers ? _stalledEndToEnd : _endToEnd).RecordTicks(now - sentTicks);
         long seen = Volatile.Read(ref _lastDeliveryTicks);
         while (now > seen && Interlocked.CompareExchange(ref _lastDeliveryTicks, now, seen) != seen)
         {

@@ -224,10 +224,22 @@ internal static class Report
             ["duplicates"] = c.GetValueOrDefault("duplicates"),
             ["sequenceGaps"] = c.GetValueOrDefault("sequenceGaps"),
             ["endToEndMs"] = Latency(h, HistogramNames.EndToEnd),
+            ["idleClients"] = options.IdleClients,
+            ["idlePingMs"] = Latency(h, HistogramNames.IdlePing),
+            ["stalledSubscribers"] = c.GetValueOrDefault("stalledSubscribers"),
+            ["stalledEndToEndMs"] = Latency(h, HistogramNames.StalledEndToEnd),
         };
         text.AppendLine($"  pubsub {mode} QoS {options.Qos}, {options.PayloadBytes} B: {options.PublisherCount} publishers -> {options.SubscriberCount} subscribers");
         text.AppendLine($"  published {published} ({(publishSeconds > 0 ? published / publishSeconds : 0):F0}/s), delivered {delivered} ({(deliverySeconds > 0 ? delivered / deliverySeconds : 0):F0}/s) of {c.GetValueOrDefault("expectedDeliveries")} expected; {(options.Qos == 1 ? "lost" : "not delivered")} {c.GetValueOrDefault("notDelivered")}, duplicates {c.GetValueOrDefault("duplicates")}, gaps {c.GetValueOrDefault("sequenceGaps")}");
         text.AppendLine($"  end-to-end {LatencyText(h, HistogramNames.EndToEnd)}");
+        if (options.IdleClients > 0)
+        {
+            text.AppendLine($"  idle clients ({options.IdleClients}, K = {options.KeepAliveSeconds} s): PINGRESP {LatencyText(h, HistogramNames.IdlePing)}");
+        }
+        if (options.StallSubscribers > 0)
+        {
+            text.AppendLine($"  stalled subscribers ({c.GetValueOrDefault("stalledSubscribers")}, {options.StallSeconds} s from {options.StallAtSeconds} s): end-to-end {LatencyText(h, HistogramNames.StalledEndToEnd)}");
+        }
     }
 
     private static Dictionary<string, object?> Latency(Dictionary<string, LatencyHistogram> histograms, string name)

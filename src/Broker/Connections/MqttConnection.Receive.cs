@@ -217,6 +217,11 @@ internal sealed partial class MqttConnection
     /// <summary>Handles the complete packets held in the input buffer. False once the connection has ended.</summary>
     private bool HandleBuffered()
     {
+        if (_input is null)
+        {
+            // Parked right after the last buffered packet: nothing is left to handle.
+            return !IsEnded;
+        }
         if (!TryEnterProcessing())
         {
             // Closing: input is drained and discarded so that the client's FIN (or its reset) can be seen.
