@@ -3,9 +3,12 @@
 # in one session. Run from anywhere; needs
 #   dotnet publish -c Release src/Broker -o /tmp/brokerbin && dotnet build -c Release tests/Load
 #   apt-get install -y mosquitto
-# usage: tests/Load/side-by-side.sh OUTDIR [hold silent connect storm fanout0 fanin0 fanout0paced pairs1]
+# usage: tests/Load/side-by-side.sh OUTDIR [hold silent connect storm fanout0 fanin0 fanout0paced pairs1
+#                                           ovpairs1 ovfanin0 ovfanin1 ovstall ovstallbase]
 # env: SMALL=1 (tiny sizes, a dry run), DUR=S (hold seconds, 60), BROKERS="ours mosquitto",
-#      OURS_ENV="NAME=VALUE ..." (environment of our broker, for runtime-setting variants)
+#      OURS_ENV="NAME=VALUE ..." (environment of our broker, for runtime-setting variants),
+#      OURS_ARGS="--Broker:... ..." (extra arguments; default: persistence off, like the Mosquitto config, and
+#      the metrics endpoint on an ephemeral port)
 # Every broker started here is stopped here; each load run stops itself (its deadline) and is
 # bounded by `timeout 100` on top.
 set -u
@@ -22,7 +25,8 @@ wait_port() { for _ in $(seq 1 100); do ss -ltn | grep -q "127.0.0.1:$1 " && ret
 
 start_broker() { # ours|mosquitto name
   if [ "$1" = ours ]; then
-    env ${OURS_ENV:-} "$OURS" --Broker:Tcp:Port=18831 --Broker:Tcp:Address=127.0.0.1 --Logging:LogLevel:Default=Warning > "$OUT/$2-ours.broker.log" 2>&1 &
+    env ${OURS_ENV:-} "$OURS" --Broker:Tcp:Port=18831 --Broker:Tcp:Address=127.0.0.1 --Logging:LogLevel:Default=Warning \
+      ${OURS_ARGS:---Broker:Persistence:Enabled=false --Broker:Metrics:Port=0} > "$OUT/$2-ours.broker.log" 2>&1 &
     PORT=18831
   else
     mosquitto -c tests/Load/mosquitto.conf > "$OUT/$2-mosquitto.broker.log" 2>&1 &
@@ -66,6 +70,13 @@ for scenario in $SCENARIOS; do
       fanin0) run fanin0 $broker pubsub --mode fan-in --clients $(n 501 51) --qos 0 --duration 10 --rate 0 --drain 5 ;;
       fanout0paced) run fanout0paced $broker pubsub --mode fan-out --clients $(n 501 51) --qos 0 --duration 10 --rate 200 --drain 5 ;;
       pairs1) run pairs1 $broker pubsub --mode pairs --clients $(n 1000 100) --qos 1 --duration 10 --rate 0 --drain 5 ;;
+      # Overload (docs/overload.md): unpaced publishers, with 1,000 idle clients pinging every 5 s beside them.
+      ovpairs1) run ovpairs1 $broker pubsub --mode pairs --clients 100 --qos 1 --max-inflight 64 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      ovfanin0) run ovfanin0 $broker pubsub --mode fan-in --clients 101 --qos 0 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      ovfanin1) run ovfanin1 $broker pubsub --mode fan-in --clients 101 --qos 1 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      # A subscriber that stops reading for 30 s while 100 others receive paced traffic, and the same run without it.
+      ovstall) run ovstall $broker pubsub --mode fan-out --clients 102 --qos 0 --duration 40 --rate 100 --drain 10 --stall-subscribers 1 --stall-seconds 30 --stall-at 5 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      ovstallbase) run ovstallbase $broker pubsub --mode fan-out --clients 102 --qos 0 --duration 40 --rate 100 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
       *) echo "unknown scenario $scenario" >&2 ;;
     esac
   done
