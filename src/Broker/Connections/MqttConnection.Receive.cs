@@ -143,7 +143,7 @@ internal sealed partial class MqttConnection
                 {
                     return outcome = ReadOutcome.Stopped;
                 }
-                if (IsReceivePaused)
+                if (IsReceivePaused || _stoppedForHold)
                 {
                     return outcome = TryPark() ? ReadOutcome.Parked : ContinueAfterPause();
                 }
@@ -173,7 +173,7 @@ internal sealed partial class MqttConnection
         {
             return ReadOutcome.Stopped;
         }
-        if (IsReceivePaused)
+        if (IsReceivePaused || _stoppedForHold)
         {
             return TryPark() ? ReadOutcome.Parked : ContinueAfterPause();
         }
@@ -217,6 +217,25 @@ internal sealed partial class MqttConnection
     /// <summary>Frames and handles every complete packet in the input buffer.</summary>
     private bool HandleInput()
     {
+        _stoppedForHold = false;
+        if (!_connected && _extras?.PendingConnect is { } pending)
+        {
+            // A CONNECT awaiting its verdict comes first; nothing behind it is handled until it is decided.
+            if (!TryFinishPendingConnect(pending, out bool accepted))
+            {
+                _stoppedForHold = true;
+                return true;
+            }
+            if (!accepted || IsEnded)
+            {
+                return false;
+            }
+        }
+        if (_input is null)
+        {
+            // Resumed after a hold with nothing left over (the buffer went back to the pool when the path parked).
+            return true;
+        }
         var all = new ReadOnlySequence<byte>(_input!, _inputStart, _inputEnd - _inputStart);
         var buffer = all;
         int maxPacketSize = _services.Limits.MaxPacketSize;
@@ -239,9 +258,11 @@ internal sealed partial class MqttConnection
             _services.Metrics.PacketReceived(frame.Type);
             keepGoing = HandleFrame(frame) && !IsEnded;
             buffer = buffer.Slice(frame.End);
-            if (IsReceivePaused)
+            if (IsReceivePaused || (!_connected && keepGoing))
             {
-                // Held back (back-pressure, a credential check): the rest stays buffered until Resume.
+                // Held back (back-pressure, a credential check: then the CONNECT is not accepted yet): the rest stays
+                // buffered until the hold is lifted, and the caller must look again then.
+                _stoppedForHold = true;
                 break;
             }
         }

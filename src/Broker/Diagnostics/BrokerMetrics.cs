@@ -42,6 +42,10 @@ internal enum ConnectResult
     KeepAliveRefused,
     MalformedConnect,
     BadAuthenticationMethod,
+    /// <summary>Unknown user, wrong or missing password (3.1.1 0x04, 5.0 0x86).</summary>
+    BadCredentials,
+    /// <summary>Anonymous not allowed from there, will topic or session takeover refused by the ACL (0x05 / 0x87).</summary>
+    NotAuthorized,
 }
 
 internal enum DropReason
@@ -52,7 +56,7 @@ internal enum DropReason
     QueueOverflow,
     Expired,
     PacketTooLarge,
-    /// <summary>A client published into a topic it may not (today: the broker's <c>$SYS/</c>).</summary>
+    /// <summary>A client published into a topic it may not (the ACL, or the broker's <c>$SYS/</c>), or a queued message its subscriber may no longer read.</summary>
     NotAuthorized,
 }
 
@@ -112,7 +116,12 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Histogram<double> _storeCommitDuration;
     private readonly Counter<long> _storeErrors;
 
+    /// <summary>The names a connection's <c>Listener</c> takes; the <c>listener</c> label of <c>mqtt_clients_connected</c>.</summary>
+    public static readonly string[] Listeners = ["tcp", "tls", "ws", "wss"];
+
     private readonly KeyValuePair<string, object?>[] _versionTags;
+    // [protocol][listener]: both labels of mqtt.clients.connected, built once.
+    private readonly KeyValuePair<string, object?>[][][] _connectedTags;
     private readonly KeyValuePair<string, object?>[] _connectTags;
     private readonly KeyValuePair<string, object?>[] _causeTags;
     private readonly KeyValuePair<string, object?>[] _packetTypeTags;
@@ -124,7 +133,7 @@ internal sealed class BrokerMetrics : IDisposable
     public BrokerMetrics(IMeterFactory? meterFactory = null)
     {
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
-        _connected = _meter.CreateUpDownCounter<long>("mqtt.clients.connected", "{client}", "Clients with an accepted CONNECT, by protocol version");
+        _connected = _meter.CreateUpDownCounter<long>("mqtt.clients.connected", "{client}", "Clients with an accepted CONNECT, by protocol version and listener");
         _connectAttempts = _meter.CreateCounter<long>("mqtt.connect.attempts", "{attempt}", "CONNECT packets by result");
         _disconnects = _meter.CreateCounter<long>("mqtt.disconnects", "{connection}", "Ended connections by cause");
         _negotiatedKeepAlive = _meter.CreateHistogram<double>("mqtt.keepalive.negotiated", "s", "Keep-alive in force after negotiation",
@@ -154,6 +163,7 @@ internal sealed class BrokerMetrics : IDisposable
         _storeErrors = _meter.CreateCounter<long>("mqtt.persistence.errors", "{error}", "Failed commits of the persistent store, by kind (each retry counts)");
 
         _versionTags = [Tag("protocol", "3.1.1"), Tag("protocol", "5.0")];
+        _connectedTags = _versionTags.Select(v => Listeners.Select(l => new[] { v, Tag("listener", l) }).ToArray()).ToArray();
         _connectTags = Tags<ConnectResult>("result");
         _causeTags = Tags<DisconnectCause>("cause");
         _packetTypeTags = Enumerable.Range(0, 16).Select(i => Tag("type", ((PacketType)i).ToString().ToUpperInvariant())).ToArray();
@@ -177,9 +187,12 @@ internal sealed class BrokerMetrics : IDisposable
     /// </summary>
     public void DeclareSeries()
     {
-        foreach (var tag in _versionTags)
+        foreach (var tags in _connectedTags)
         {
-            _connected.Add(0, tag);
+            foreach (var pair in tags)
+            {
+                _connected.Add(0, pair);
+            }
         }
         foreach (var tag in _connectTags)
         {
@@ -226,8 +239,15 @@ internal sealed class BrokerMetrics : IDisposable
 
     private KeyValuePair<string, object?> Version(MqttProtocolVersion v) => _versionTags[v == MqttProtocolVersion.V500 ? 1 : 0];
 
-    public void ClientConnected(MqttProtocolVersion v) => _connected.Add(1, Version(v));
-    public void ClientDisconnected(MqttProtocolVersion v) => _connected.Add(-1, Version(v));
+    public void ClientConnected(MqttProtocolVersion v, string listener = "tcp") => _connected.Add(1, ConnectedTags(v, listener));
+    public void ClientDisconnected(MqttProtocolVersion v, string listener = "tcp") => _connected.Add(-1, ConnectedTags(v, listener));
+
+    private ReadOnlySpan<KeyValuePair<string, object?>> ConnectedTags(MqttProtocolVersion v, string listener)
+    {
+        int index = Array.IndexOf(Listeners, listener);
+        // A listener of a test (any other name) gets its tags built per call: connects are not a hot path.
+        return index >= 0 ? _connectedTags[v == MqttProtocolVersion.V500 ? 1 : 0][index] : new[] { Version(v), Tag("listener", listener) };
+    }
     public void ConnectAttempt(ConnectResult result) => _connectAttempts.Add(1, _connectTags[(int)result]);
     public void Disconnect(DisconnectCause cause) => _disconnects.Add(1, _causeTags[(int)cause]);
     public void KeepAliveNegotiated(int seconds) => _negotiatedKeepAlive.Record(seconds);

@@ -137,6 +137,8 @@ internal static class BrokerHost
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Connections"),
             sp.GetRequiredService<ConnectionRegistry>(),
             sp.GetRequiredService<IOptions<TcpOptions>>().Value.MaxPendingOutputBytes,
+            sp.GetRequiredService<IClientAuthenticator>(),
+            sp.GetRequiredService<TopicAuthorizer>(),
             sp.GetRequiredService<KeepAliveInsight>()));
         services.TryAddSingleton<BrokerServer>();
         services.TryAddSingleton<StartupFailures>();
