@@ -60,6 +60,17 @@ internal enum DropReason
     NotAuthorized,
 }
 
+/// <summary>Why a TLS handshake (TLS or WSS listener) did not produce a client.</summary>
+internal enum TlsHandshakeFailure
+{
+    /// <summary>Not TLS (plain MQTT to the TLS port), TLS below 1.2, no common cipher, a refused client certificate.</summary>
+    Refused,
+    /// <summary>No complete handshake within the connect timeout.</summary>
+    Timeout,
+    /// <summary>The client closed or reset the connection during the handshake.</summary>
+    ClientGone,
+}
+
 /// <summary>Why a commit of the persistent store failed (SQLite result code classes).</summary>
 internal enum StoreErrorKind
 {
@@ -108,6 +119,8 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _messagesDelivered;
     private readonly Counter<long> _messagesDropped;
     private readonly Counter<long> _acceptErrors;
+    private readonly Counter<long> _tlsHandshakeFailures;
+    private readonly KeyValuePair<string, object?>[] _tlsFailureTags;
     private readonly UpDownCounter<long> _throttled;
     private readonly Counter<double> _throttledTime;
     private readonly Histogram<double> _idleBeforeDeath;
@@ -155,6 +168,8 @@ internal sealed class BrokerMetrics : IDisposable
 
         _throttled = _meter.CreateUpDownCounter<long>("mqtt.clients.throttled", "{client}", "Clients whose socket the broker does not read right now (back-pressure, a credential check)");
         _throttledTime = _meter.CreateCounter<double>("mqtt.clients.throttled.time", "s", "Time clients spent throttled, summed over clients (counted when each throttle ends)");
+        _tlsHandshakeFailures = _meter.CreateCounter<long>("mqtt.tls.handshake_failures", "{connection}",
+            "TLS handshakes that did not produce a client (TLS and WSS listeners), by reason");
         _acceptErrors = _meter.CreateCounter<long>("mqtt.accept.errors", "{error}", "Failed accepts that made the listener back off (EMFILE, ENFILE, ENOBUFS, ...), by socket error");
         _storeCommits = _meter.CreateCounter<long>("mqtt.persistence.commits", "{transaction}", "Transactions committed by the persistent store (one fsync each)");
         _storeOperations = _meter.CreateCounter<long>("mqtt.persistence.operations", "{operation}", "Operations made durable by the persistent store");
@@ -171,6 +186,7 @@ internal sealed class BrokerMetrics : IDisposable
         _dropTags = Tags<DropReason>("reason");
         _halfOpenTags = Tags<HalfOpenCause>("cause");
         _storeErrorTags = Tags<StoreErrorKind>("kind");
+        _tlsFailureTags = Tags<TlsHandshakeFailure>("reason");
     }
 
     public Meter Meter => _meter;
@@ -220,6 +236,10 @@ internal sealed class BrokerMetrics : IDisposable
         }
         _bytesReceived.Add(0);
         _bytesSent.Add(0);
+        foreach (var tag in _tlsFailureTags)
+        {
+            _tlsHandshakeFailures.Add(0, tag);
+        }
     }
 
     /// <summary>
@@ -267,6 +287,8 @@ internal sealed class BrokerMetrics : IDisposable
 
     // Rare (the listener backs off after each): a tag built per call is fine.
     public void AcceptFailed(System.Net.Sockets.SocketError error) => _acceptErrors.Add(1, Tag("error", DiagnosticNames.ToSnakeCase(error.ToString())));
+
+    public void TlsHandshakeFailed(TlsHandshakeFailure reason) => _tlsHandshakeFailures.Add(1, _tlsFailureTags[(int)reason]);
 
     public void StoreCommitted(int operations, TimeSpan duration)
     {

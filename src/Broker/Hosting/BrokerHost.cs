@@ -153,6 +153,12 @@ internal static class BrokerHost
         services.AddHostedService<ConnectionSummaryLog>();
         services.AddHostedService(sp => new GuardedBrokerServer(sp.GetRequiredService<BrokerServer>(), sp.GetRequiredService<StartupFailures>(),
             sp.GetRequiredService<IOptions<TcpOptions>>()));
+        // After the TCP listener: they start once it is bound and stop accepting before its stop closes every client.
+        if (configuration.GetValue(TlsOptions.SectionName + ":" + nameof(TlsOptions.Enabled), false))
+        {
+            services.TryAddSingleton<TlsServer>();
+            services.AddHostedService(sp => sp.GetRequiredService<TlsServer>());
+        }
         services.AddHostedService<BrokerStateObserver>();
     }
 
