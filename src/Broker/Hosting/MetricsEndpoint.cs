@@ -146,7 +146,8 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
         }
     }
 
-    private sealed class InnerHostLoggerFactory(ILoggerFactory broker) : ILoggerFactory
+    /// <summary>The broker's log for an inner Kestrel app, without that host's own "Hosting failed to start".</summary>
+    internal sealed class InnerHostLoggerFactory(ILoggerFactory broker) : ILoggerFactory
     {
         private const string HostCategory = "Microsoft.Extensions.Hosting.Internal.Host";
 
@@ -162,7 +163,7 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
     }
 
     /// <summary>The broker's host owns the process lifetime; this inner app starts and stops when told.</summary>
-    private sealed class OwnedLifetime : IHostLifetime
+    internal sealed class OwnedLifetime : IHostLifetime
     {
         public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -150,10 +150,19 @@ internal sealed class RawClient : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        _stream?.Dispose();
+        if (_stream is not null)
+        {
+            // Asynchronously: a WebSocket stream's synchronous Dispose blocks on its close handshake.
+            try
+            {
+                await _stream.DisposeAsync();
+            }
+            catch (Exception e) when (e is IOException or System.Net.WebSockets.WebSocketException or ObjectDisposedException)
+            {
+            }
+        }
         _socket.Dispose();
-        return ValueTask.CompletedTask;
     }
 }
