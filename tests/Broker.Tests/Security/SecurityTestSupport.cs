@@ -74,9 +74,12 @@ internal static class ExternalTool
         return name;
     }
 
-    public static async Task<(int ExitCode, string Output)> RunAsync(string file, params string[] args)
+    public static Task<(int ExitCode, string Output)> RunAsync(string file, params string[] args) => RunInAsync(null, file, args);
+
+    /// <summary>Runs in <paramref name="workingDirectory"/> (null: the current one) and returns stdout + stderr.</summary>
+    public static async Task<(int ExitCode, string Output)> RunInAsync(string? workingDirectory, string file, params string[] args)
     {
-        using var process = Start(file, args);
+        using var process = StartIn(workingDirectory, file, args);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(Timeout);
@@ -92,9 +95,15 @@ internal static class ExternalTool
         return (process.ExitCode, await stdout + await stderr);
     }
 
-    public static Process Start(string file, params string[] args)
+    public static Process Start(string file, params string[] args) => StartIn(null, file, args);
+
+    public static Process StartIn(string? workingDirectory, string file, params string[] args)
     {
         var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null)
+        {
+            info.WorkingDirectory = workingDirectory;
+        }
         foreach (var a in args)
         {
             info.ArgumentList.Add(a);
