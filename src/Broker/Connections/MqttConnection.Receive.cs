@@ -169,7 +169,9 @@ internal sealed partial class MqttConnection
     // A pause lifted while parking: the buffered input is handled here and reading goes on.
     private ReadOutcome ContinueAfterPause()
     {
-        if (!HandleBuffered())
+        // A packet handled here may end the connection gracefully (a CONNECT refused after its credential check): then
+        // reading goes on, input is drained and discarded until the client's FIN, as in ReadAvailable.
+        if (!HandleBuffered() && !_closeGracefully)
         {
             return ReadOutcome.Stopped;
         }
@@ -190,6 +192,7 @@ internal sealed partial class MqttConnection
     /// <summary>Handles the complete packets held in the input buffer. False once the connection has ended.</summary>
     private bool HandleBuffered()
     {
+        _stoppedForHold = false;
         if (!TryEnterProcessing())
         {
             // Closing: input is drained and discarded so that the client's FIN (or its reset) can be seen.
@@ -217,7 +220,6 @@ internal sealed partial class MqttConnection
     /// <summary>Frames and handles every complete packet in the input buffer.</summary>
     private bool HandleInput()
     {
-        _stoppedForHold = false;
         if (!_connected && _extras?.PendingConnect is { } pending)
         {
             // A CONNECT awaiting its verdict comes first; nothing behind it is handled until it is decided.

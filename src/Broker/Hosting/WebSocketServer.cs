@@ -150,6 +150,10 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
         {
             TcpKeepAliveConfigurator.Apply(socket, _tcpKeepAlive, _logger);
         }
+        else
+        {
+            WebSocketLog.NoSocket(_logger, http.Connection.RemoteIpAddress);
+        }
         using var webSocket = await http.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             SubProtocol = subProtocol,
@@ -224,4 +228,10 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
             await app.DisposeAsync().ConfigureAwait(false);
         }
     }
+}
+
+internal static partial class WebSocketLog
+{
+    [LoggerMessage(15, LogLevel.Debug, "WebSocket client {RemoteAddress}: Kestrel exposes no socket, so no kernel keep-alive is set on its connection")]
+    public static partial void NoSocket(ILogger logger, IPAddress? remoteAddress);
 }
