@@ -185,5 +185,11 @@ public sealed class PasswdCommandTests
         helpLine.Add(new PasswdCommand(TextReader.Null, help, TextWriter.Null).CreateCommand());
         Assert.Equal(0, await helpLine.RunAsync(["--help"], TestContext.Current.CancellationToken));
         Assert.Contains("passwd", help.ToString());
+        // The subcommand's own help, although FILE and USER are missing.
+        var passwdHelp = new StringWriter();
+        var passwdLine = new Broker.Hosting.BrokerCommandLine(passwdHelp, TextWriter.Null);
+        passwdLine.Add(new PasswdCommand(TextReader.Null, passwdHelp, TextWriter.Null).CreateCommand());
+        Assert.Equal(0, await passwdLine.RunAsync(["passwd", "--help"], TestContext.Current.CancellationToken));
+        Assert.Contains("--iterations", passwdHelp.ToString());
     }
 }
