@@ -3,6 +3,7 @@ using Broker.Diagnostics;
 using Broker.Diagnostics.Insight;
 using Broker.Hosting;
 using Broker.Routing;
+using Broker.Security;
 using Broker.Sessions;
 using Microsoft.Extensions.Logging;
 
@@ -22,4 +23,10 @@ internal sealed record ConnectionServices(
     ILogger Logger,
     ConnectionRegistry Registry,
     long MaxPendingOutputBytes,
-    KeepAliveInsight? Insight = null);
+    IClientAuthenticator Authenticator,
+    TopicAuthorizer Authorizer,
+    KeepAliveInsight? Insight = null)
+{
+    /// <summary>The takeover rule (Broker:Auth:TakeoverRequiresSameUser) as one delegate, not one per CONNECT.</summary>
+    public Func<string?, string?, bool> MayTakeOver { get; } = Authenticator.MayTakeOver;
+}

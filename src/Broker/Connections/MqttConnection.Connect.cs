@@ -2,6 +2,7 @@ using System.Net;
 using Broker.Connections.KeepAlive;
 using Broker.Diagnostics;
 using Broker.Protocol;
+using Broker.Security;
 
 namespace Broker.Connections;
 
@@ -93,20 +94,41 @@ internal sealed partial class MqttConnection
             negotiation = negotiation with { EffectiveSeconds = adapted, ServerKeepAlive = adapted };
         }
 
-        _clientId = clientId;
-        _keepAlive = negotiation.EffectiveSeconds;
-        if (connect.Will is { } will)
+        return Authenticate(connect, clientId, assigned, negotiation);
+    }
+
+    /// <summary>
+    /// The rest of CONNECT, once the client is known to be who it says (docs/security.md, "Authentication"): the
+    /// verdict, the ACL's word on the will, takeover by the same user only, then the session and the CONNACK.
+    /// </summary>
+    private bool FinishConnect(ConnectPacket connect, string clientId, bool assigned, KeepAliveNegotiation negotiation, AuthenticationResult verdict)
+    {
+        var metrics = _services.Metrics;
+        var limits = _services.Limits;
+        if (!verdict.IsAccepted)
         {
-            Extras.Will = will;
+            // The authenticator has logged it (event 1100: address, client id, user; never the password).
+            metrics.ConnectAttempt(verdict.Outcome == AuthenticationOutcome.BadCredentials ? ConnectResult.BadCredentials : ConnectResult.NotAuthorized);
+            return RefuseConnect(_version, V5 ? (byte)verdict.ReasonCode : (byte)verdict.ReturnCode,
+                $"client '{clientId}': {verdict.Reason}", DisconnectCause.ConnectRefused);
         }
+        var permissions = _services.Authorizer.ForClient(verdict.UserName, clientId);
+        if (connect.Will is { } willToCheck && !permissions.CanPublish(willToCheck.Topic))
+        {
+            // A will may only go where its client may publish.
+            return RefuseNotAuthorized(clientId, verdict.UserName, $"the will topic '{willToCheck.Topic}' is not writable for this client");
+        }
+        var sessions = _services.Sessions;
+        if (sessions.TryGet(clientId, out var existing) && !_services.Authenticator.MayTakeOver(existing!.OwnerUserName, verdict.UserName))
+        {
+            // Checked before the will is cancelled: a refused CONNECT leaves the owner's session and will alone.
+            return RefuseNotAuthorized(clientId, verdict.UserName, "the session of this client id belongs to another user (Broker:Auth:TakeoverRequiresSameUser)");
+        }
+
         var props = connect.Properties;
         uint expiry;
         if (V5)
         {
-            _clientReceiveMaximum = props?.ReceiveMaximum ?? ushort.MaxValue;
-            _clientMaximumPacketSize = props?.MaximumPacketSize ?? uint.MaxValue;
-            // Broker:Limits:OutboundTopicAliases false treats every client as allowing no aliases [MQTT-3.1.2-27].
-            _clientTopicAliasMaximum = limits.OutboundTopicAliases ? props?.TopicAliasMaximum ?? 0 : 0;
             expiry = props?.SessionExpiryInterval ?? 0;
         }
         else
@@ -117,8 +139,28 @@ internal sealed partial class MqttConnection
         uint grantedExpiry = Math.Min(expiry, limits.MaxSessionExpirySeconds);
 
         _services.Wills.Cancel(clientId);
-        var session = _services.Sessions.Attach(clientId, connect.CleanStart, grantedExpiry, this, out bool sessionPresent, out var previous);
+        // The same check again under the store's lock, which a concurrent CONNECT for this client id also takes.
+        var session = sessions.TryAttach(clientId, connect.CleanStart, grantedExpiry, this, verdict.UserName, permissions,
+            _services.MayTakeOver, out bool sessionPresent, out var previous);
+        if (session is null)
+        {
+            return RefuseNotAuthorized(clientId, verdict.UserName, "the session of this client id belongs to another user (Broker:Auth:TakeoverRequiresSameUser)");
+        }
         _session = session;
+        _permissions = permissions;
+        _clientId = clientId;
+        _keepAlive = negotiation.EffectiveSeconds;
+        if (connect.Will is { } will)
+        {
+            Extras.Will = will;
+        }
+        if (V5)
+        {
+            _clientReceiveMaximum = props?.ReceiveMaximum ?? ushort.MaxValue;
+            _clientMaximumPacketSize = props?.MaximumPacketSize ?? uint.MaxValue;
+            // Broker:Limits:OutboundTopicAliases false treats every client as allowing no aliases [MQTT-3.1.2-27].
+            _clientTopicAliasMaximum = limits.OutboundTopicAliases ? props?.TopicAliasMaximum ?? 0 : 0;
+        }
         (previous as MqttConnection)?.TakeOver();
 
         var ack = new ConnAckPacket { SessionPresent = sessionPresent, ReasonCode = 0 };
@@ -147,13 +189,14 @@ internal sealed partial class MqttConnection
         var timeout = negotiation.EffectiveSeconds == 0 ? TimeSpan.Zero : _services.KeepAlivePolicy.KeepAliveTimeout(negotiation.EffectiveSeconds);
         _services.Wheel.Rearm(_deadline, DeadlineKind.KeepAlive, timeout);
 
-        if (connect.UserName is { } userName)
+        // The authenticated user (a certificate's CN, or the verified user name); an unverified claim is not shown.
+        if (verdict.UserName is { } userName)
         {
             Extras.UserName = userName;
         }
         Volatile.Write(ref _connectedTimestamp, _services.Time.GetTimestamp());
         metrics.ConnectAttempt(ConnectResult.Accepted);
-        metrics.ClientConnected(_version);
+        metrics.ClientConnected(_version, Listener);
         metrics.KeepAliveNegotiated(negotiation.EffectiveSeconds);
         // Every accepted connection counts for its network (keep-alive insight), however it ends.
         if (ClientEndPoint is IPEndPoint openedFrom)
@@ -165,6 +208,15 @@ internal sealed partial class MqttConnection
 
         RequestFlush();
         return true;
+    }
+
+    /// <summary>Authorisation refused the CONNECT (will topic, takeover): 3.1.1 0x05, 5.0 0x87, logged as event 1100.</summary>
+    private bool RefuseNotAuthorized(string clientId, string? userName, string reason)
+    {
+        SecurityLog.Refused(_services.Logger, clientId, (ClientEndPoint as IPEndPoint)?.Address, AuthenticationOutcome.NotAuthorized, reason, userName);
+        _services.Metrics.ConnectAttempt(ConnectResult.NotAuthorized);
+        return RefuseConnect(_version, V5 ? (byte)ReasonCode.NotAuthorized : (byte)ConnectReturnCode.NotAuthorized,
+            $"client '{clientId}': {reason}", DisconnectCause.ConnectRefused);
     }
 
     /// <summary>CONNACK with a refusal code, then close [MQTT-3.2.2-6 / 3.2.2-7].</summary>

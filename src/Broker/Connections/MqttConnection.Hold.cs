@@ -124,7 +124,7 @@ internal sealed partial class MqttConnection
     /// <summary>Stream transports: waits while held, then handles what was buffered. False when the connection ended.</summary>
     private async ValueTask<bool> WaitWhileHeldAsync()
     {
-        while (IsReceivePaused)
+        while (IsReceivePaused || _stoppedForHold)
         {
             var resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Volatile.Write(ref _streamResume, resume);

@@ -54,12 +54,31 @@ internal sealed partial class MqttConnection
             }
         }
 
-        // $SYS/ is the broker's own read-only namespace, whatever the ACL says.
-        if (Diagnostics.SysTopicRules.IsReserved(topicBytes, aliasedTopic))
+        // The topic as characters, decoded once into a stack buffer: for the ACL check and for matching.
+        int length = aliasedTopic is null ? (int)topicBytes.Length : 0;
+        char[]? rented = null;
+        Span<char> chars = length <= StackTopicChars ? stackalloc char[StackTopicChars] : (rented = ArrayPool<char>.Shared.Rent(length));
+        try
         {
-            return RefuseReservedTopicPublish(view);
+            ReadOnlySpan<char> topic = aliasedTopic ?? (ReadOnlySpan<char>)chars[..Encoding.UTF8.GetChars(topicBytes, chars)];
+            // The ACL's write access, and $SYS/, the broker's own read-only namespace whatever the ACL says.
+            if (!_permissions!.CanPublish(topic))
+            {
+                return RefuseUnauthorizedPublish(view);
+            }
+            return AcceptPublish(view, topicBytes, aliasedTopic, topic);
         }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<char>.Shared.Return(rented);
+            }
+        }
+    }
 
+    private bool AcceptPublish(in PublishPacketView view, ReadOnlySequence<byte> topicBytes, string? aliasedTopic, ReadOnlySpan<char> topic)
+    {
         var session = _session!;
         if (view.QoS == QualityOfService.ExactlyOnce)
         {
@@ -76,7 +95,7 @@ internal sealed partial class MqttConnection
             }
         }
 
-        int matched = Route(view, topicBytes, aliasedTopic);
+        int matched = Route(view, topicBytes, aliasedTopic, topic);
 
         if (view.QoS != QualityOfService.AtMostOnce)
         {
@@ -87,11 +106,11 @@ internal sealed partial class MqttConnection
     }
 
     /// <summary>
-    /// A client PUBLISH into <c>$SYS/</c> is dropped. 5.0 learns why (0x87 Not authorized, which also ends
-    /// a QoS 2 exchange [MQTT-4.3.3-4]); 3.1.1 has no refusal code, so it is acknowledged and dropped, as Mosquitto
-    /// does for a denied publish.
+    /// A PUBLISH the client may not make (the ACL, or <c>$SYS/</c>) is dropped, retained or not. 5.0 learns why
+    /// (0x87 Not authorized, which also ends a QoS 2 exchange [MQTT-4.3.3-4]); 3.1.1 has no refusal code, so it is
+    /// acknowledged as usual and dropped, as Mosquitto does ([MQTT-3.3.5-2] allows either this or closing).
     /// </summary>
-    private bool RefuseReservedTopicPublish(in PublishPacketView view)
+    private bool RefuseUnauthorizedPublish(in PublishPacketView view)
     {
         _services.Metrics.MessageDropped(Diagnostics.DropReason.NotAuthorized);
         if (view.QoS != QualityOfService.AtMostOnce)
@@ -103,36 +122,15 @@ internal sealed partial class MqttConnection
     }
 
     /// <summary>
-    /// Matches the topic without allocating (the topic is decoded into a stack buffer); the message is
-    /// built, and the payload copied, only when someone subscribed or it must be retained.
+    /// Matches the topic without allocating; the message is built, and the payload copied, only when someone
+    /// subscribed or it must be retained.
     /// </summary>
-    private int Route(in PublishPacketView view, ReadOnlySequence<byte> topicBytes, string? aliasedTopic)
+    private int Route(in PublishPacketView view, ReadOnlySequence<byte> topicBytes, string? aliasedTopic, ReadOnlySpan<char> topic)
     {
         var router = _services.Router;
         // Created at the first publish: many devices only ever receive, and idle memory per client counts.
         var routeBuffer = Extras.RouteBuffer ??= new RouteBuffer();
-        if (aliasedTopic is not null)
-        {
-            router.Match(aliasedTopic, _clientId, routeBuffer);
-        }
-        else
-        {
-            int length = (int)topicBytes.Length;
-            char[]? rented = null;
-            Span<char> chars = length <= StackTopicChars ? stackalloc char[StackTopicChars] : (rented = ArrayPool<char>.Shared.Rent(length));
-            try
-            {
-                int n = Encoding.UTF8.GetChars(topicBytes, chars);
-                router.Match(chars[..n], _clientId, routeBuffer);
-            }
-            finally
-            {
-                if (rented is not null)
-                {
-                    ArrayPool<char>.Shared.Return(rented);
-                }
-            }
-        }
+        router.Match(topic, _clientId, routeBuffer);
         int matched = routeBuffer.Targets.Count;
         if (matched == 0 && !view.Retain)
         {
@@ -140,10 +138,9 @@ internal sealed partial class MqttConnection
             _services.Metrics.MessageDropped(Diagnostics.DropReason.NoSubscribers);
             return 0;
         }
-        string topic = aliasedTopic ?? Encoding.UTF8.GetString(topicBytes);
         var message = new ApplicationMessage
         {
-            Topic = topic,
+            Topic = aliasedTopic ?? topic.ToString(),
             TopicUtf8 = aliasedTopic is null ? topicBytes.ToArray() : Encoding.UTF8.GetBytes(aliasedTopic),
             Payload = view.Payload.ToArray(),
             QoS = view.QoS,
@@ -182,6 +179,7 @@ internal sealed partial class MqttConnection
     private void HandleSubscribe(SubscribePacket subscribe)
     {
         var session = _session!;
+        var permissions = _permissions!;
         var router = _services.Router;
         var limits = _services.Limits;
         int? subscriptionId = subscribe.Properties?.SubscriptionIdentifiers is [var id, ..] ? id : null;
@@ -199,6 +197,12 @@ internal sealed partial class MqttConnection
             if (!limits.TopicLimits.IsTopicFilterAllowed(s.TopicFilter, out _))
             {
                 codes[i] = V5 ? (byte)ReasonCode.TopicFilterInvalid : (byte)0x80; // [MQTT-3.9.3-2] 3.1.1 Failure
+                continue;
+            }
+            // The ACL: a filter that could never deliver anything to this client is refused (docs/security.md).
+            if (!permissions.CanSubscribe(s.TopicFilter))
+            {
+                codes[i] = V5 ? (byte)ReasonCode.NotAuthorized : (byte)0x80;
                 continue;
             }
             var subscription = new Subscription(session, s.TopicFilter, s.QoS, s.NoLocal, s.RetainAsPublished, s.RetainHandling, subscriptionId);
@@ -221,6 +225,10 @@ internal sealed partial class MqttConnection
             {
                 foreach (var message in router.GetRetained(s.TopicFilter))
                 {
+                    if (!permissions.IsUnrestricted && !permissions.CanReceive(message.Topic))
+                    {
+                        continue;
+                    }
                     if (replayBudget == 0)
                     {
                         replayDropped++;

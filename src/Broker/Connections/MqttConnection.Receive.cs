@@ -143,7 +143,7 @@ internal sealed partial class MqttConnection
                 {
                     return outcome = ReadOutcome.Stopped;
                 }
-                if (IsReceivePaused)
+                if (IsReceivePaused || _stoppedForHold)
                 {
                     return outcome = TryPark() ? ReadOutcome.Parked : ContinueAfterPause();
                 }
@@ -196,11 +196,13 @@ internal sealed partial class MqttConnection
     // A pause lifted while parking: the buffered input is handled here and reading goes on.
     private ReadOutcome ContinueAfterPause()
     {
-        if (!HandleBuffered())
+        // A packet handled here may end the connection gracefully (a CONNECT refused after its credential check): then
+        // reading goes on, input is drained and discarded until the client's FIN, as in ReadAvailable.
+        if (!HandleBuffered() && !_closeGracefully)
         {
             return ReadOutcome.Stopped;
         }
-        if (IsReceivePaused)
+        if (IsReceivePaused || _stoppedForHold)
         {
             return TryPark() ? ReadOutcome.Parked : ContinueAfterPause();
         }
@@ -217,11 +219,7 @@ internal sealed partial class MqttConnection
     /// <summary>Handles the complete packets held in the input buffer. False once the connection has ended.</summary>
     private bool HandleBuffered()
     {
-        if (_input is null)
-        {
-            // Parked right after the last buffered packet: nothing is left to handle.
-            return !IsEnded;
-        }
+        _stoppedForHold = false;
         if (!TryEnterProcessing())
         {
             // Closing: input is drained and discarded so that the client's FIN (or its reset) can be seen.
@@ -249,6 +247,24 @@ internal sealed partial class MqttConnection
     /// <summary>Frames and handles every complete packet in the input buffer.</summary>
     private bool HandleInput()
     {
+        if (!_connected && _extras?.PendingConnect is { } pending)
+        {
+            // A CONNECT awaiting its verdict comes first; nothing behind it is handled until it is decided.
+            if (!TryFinishPendingConnect(pending, out bool accepted))
+            {
+                _stoppedForHold = true;
+                return true;
+            }
+            if (!accepted || IsEnded)
+            {
+                return false;
+            }
+        }
+        if (_input is null)
+        {
+            // Resumed after a hold with nothing left over (the buffer went back to the pool when the path parked).
+            return true;
+        }
         var all = new ReadOnlySequence<byte>(_input!, _inputStart, _inputEnd - _inputStart);
         var buffer = all;
         int maxPacketSize = _services.Limits.MaxPacketSize;
@@ -271,9 +287,11 @@ internal sealed partial class MqttConnection
             _services.Metrics.PacketReceived(frame.Type);
             keepGoing = HandleFrame(frame) && !IsEnded;
             buffer = buffer.Slice(frame.End);
-            if (IsReceivePaused)
+            if (IsReceivePaused || (!_connected && keepGoing))
             {
-                // Held back (back-pressure, a credential check): the rest stays buffered until Resume.
+                // Held back (back-pressure, a credential check: then the CONNECT is not accepted yet): the rest stays
+                // buffered until the hold is lifted, and the caller must look again then.
+                _stoppedForHold = true;
                 break;
             }
         }

@@ -468,6 +468,13 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
             Discard(session, outbound, packetId, DropReason.Expired);
             return;
         }
+        // Security (issue #12): the router checked the subscriber's ACL when it queued the message; one queued before
+        // this connection (a resumed session, perhaps of another user) or before an ACL reload is checked again.
+        if (_permissions is { IsUnrestricted: false } permissions && !permissions.CanReceive(message.Topic))
+        {
+            Discard(session, outbound, packetId, DropReason.NotAuthorized);
+            return;
+        }
         ReadOnlySpan<byte> topic = message.TopicUtf8;
         MqttProperties? props = null;
         if (V5)

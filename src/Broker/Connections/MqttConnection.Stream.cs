@@ -47,7 +47,7 @@ internal sealed partial class MqttConnection
                 {
                     break;
                 }
-                if (IsReceivePaused && !await WaitWhileHeldAsync().ConfigureAwait(false))
+                if ((IsReceivePaused || _stoppedForHold) && !await WaitWhileHeldAsync().ConfigureAwait(false))
                 {
                     break;
                 }
@@ -150,12 +150,18 @@ internal sealed partial class MqttConnection
         {
         }
         transport.Socket?.Dispose();
+        // A WebSocket request waits for this to end (and to close the WebSocket gracefully unless aborted).
+        transport.Closed?.TrySetResult(abortive);
     }
 }
 
 /// <summary>
 /// What a stream-based listener hands to a connection: the stream (an authenticated SslStream, a WebSocket as a
 /// stream), the TCP socket under it when there is one (for the kernel's unread-byte count and an abortive close),
-/// the client's address, and whether a zero-byte read waits for data (then an idle client holds no read buffer).
+/// the client's address, whether a zero-byte read waits for data (then an idle client holds no read buffer), and
+/// the user name a validated TLS client certificate stands for (its subject CN; authentication takes it as is), and
+/// a signal completed when the connection has closed the stream (true: abortively), for a listener that must hold on
+/// until then (a WebSocket request).
 /// </summary>
-internal sealed record StreamTransport(Stream Stream, Socket? Socket, EndPoint? RemoteEndPoint, bool SupportsZeroByteReads);
+internal sealed record StreamTransport(Stream Stream, Socket? Socket, EndPoint? RemoteEndPoint, bool SupportsZeroByteReads,
+    string? CertificateUserName = null, TaskCompletionSource<bool>? Closed = null);

@@ -395,11 +395,12 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     {
         // Every connection ends with one recorded cause, refused and silent ones included.
         _services.Metrics.Disconnect(_cause);
+        CancelPendingConnect();
         if (!_connected)
         {
             return;
         }
-        _services.Metrics.ClientDisconnected(_version);
+        _services.Metrics.ClientDisconnected(_version, Listener);
         // The transport's end says whether the peer was proven dead while the broker thought it alive.
         HalfOpenCause? died = _cause switch
         {
@@ -421,12 +422,12 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
             if (stillOwner)
             {
                 // [MQTT-3.1.3-9] published when the delay passes or the session ends, whichever is first.
-                _services.Wills.Publish(_clientId, BuildWillMessage(will), Math.Min(delay, session.ExpiryIntervalSeconds));
+                _services.Wills.Publish(_clientId, BuildWillMessage(will), Math.Min(delay, session.ExpiryIntervalSeconds), _permissions);
             }
             else if (delay == 0)
             {
                 // Taken over: the client is already back, so only an undelayed will is still due.
-                _services.Wills.Publish(_clientId, BuildWillMessage(will), 0);
+                _services.Wills.Publish(_clientId, BuildWillMessage(will), 0, _permissions);
             }
         }
         BrokerLog.ClientDisconnected(_services.Logger, LogClientId, VersionText, _keepAlive, _cause,
@@ -505,8 +506,13 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
 
     // IKeepAliveTarget
 
-    /// <summary>Input is waiting that the receive path has not handled yet: in the kernel, or being handled now.</summary>
-    public bool HasUnreadInput => Volatile.Read(ref _receiving) || TransportAvailable() > 0;
+    /// <summary>
+    /// Input is waiting that the receive path has not handled yet: in the kernel, or being handled now. Not while a
+    /// CONNECT's password is verified: the broker does not read then on purpose, which is no stall, so the connect
+    /// deadline applies as it is.
+    /// </summary>
+    public bool HasUnreadInput => (Volatile.Read(ref _holdReasons) & (int)HoldReason.Authentication) == 0
+        && (Volatile.Read(ref _receiving) || TransportAvailable() > 0);
 
     public void OnDeadlineExpired(in DeadlineExpiry expiry)
     {
@@ -602,6 +608,7 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         public RouteBuffer? RouteBuffer;
         public Dictionary<string, ushort>? OutboundAliases;
         public Dictionary<ushort, string>? InboundAliases;
+        public PendingConnect? PendingConnect;
     }
 
     /// <summary>What the admin API shows of an accepted client (built on request; nothing is kept for it); null before CONNECT.</summary>

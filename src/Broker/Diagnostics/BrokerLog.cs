@@ -13,6 +13,9 @@ internal static partial class BrokerLog
     [LoggerMessage(1, LogLevel.Information, "MQTT listener on {EndPoint}")]
     public static partial void Listening(ILogger logger, EndPoint endPoint);
 
+    [LoggerMessage(14, LogLevel.Information, "MQTT {Listener} listener on {Url}")]
+    public static partial void ListeningOn(ILogger logger, string listener, string url);
+
     [LoggerMessage(2, LogLevel.Debug, "Client {ClientId} connected from {RemoteEndPoint}: MQTT {Version}, keep-alive {KeepAlive}s (requested {RequestedKeepAlive}s), clean start {CleanStart}, session present {SessionPresent}")]
     public static partial void ClientConnected(ILogger logger, string clientId, EndPoint? remoteEndPoint, string version, int keepAlive, int requestedKeepAlive, bool cleanStart, bool sessionPresent);
 

@@ -46,6 +46,10 @@ internal enum ConnectResult
     BadAuthenticationMethod,
     /// <summary>Broker:Limits:MaxConnections or MaxSessions reached.</summary>
     ServerFull,
+    /// <summary>Unknown user, wrong or missing password (3.1.1 0x04, 5.0 0x86).</summary>
+    BadCredentials,
+    /// <summary>Anonymous not allowed from there, will topic or session takeover refused by the ACL (0x05 / 0x87).</summary>
+    NotAuthorized,
 }
 
 internal enum DropReason
@@ -55,7 +59,7 @@ internal enum DropReason
     QoS0Congestion,
     Expired,
     PacketTooLarge,
-    /// <summary>A client published into a topic it may not (today: the broker's <c>$SYS/</c>).</summary>
+    /// <summary>A client published into a topic it may not (the ACL, or the broker's <c>$SYS/</c>), or a queued message its subscriber may no longer read.</summary>
     NotAuthorized,
     /// <summary>A session's queue was full (client stalled or offline): its oldest messages made room, or a retained replay did not fit.</summary>
     QueueFull,
@@ -74,6 +78,17 @@ internal enum LimitKind
     PartialPacketTimeout,
     /// <summary>ConnectRate: accepting paused because connects came faster than the configured rate.</summary>
     ConnectRate,
+}
+
+/// <summary>Why a TLS handshake (TLS or WSS listener) did not produce a client.</summary>
+internal enum TlsHandshakeFailure
+{
+    /// <summary>Not TLS (plain MQTT to the TLS port), TLS below 1.2, no common cipher, a refused client certificate.</summary>
+    Refused,
+    /// <summary>No complete handshake within the connect timeout.</summary>
+    Timeout,
+    /// <summary>The client closed or reset the connection during the handshake.</summary>
+    ClientGone,
 }
 
 /// <summary>Why a commit of the persistent store failed (SQLite result code classes).</summary>
@@ -126,6 +141,8 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _acceptErrors;
     private readonly Counter<long> _limitRefusals;
     private readonly KeyValuePair<string, object?>[] _limitTags;
+    private readonly Counter<long> _tlsHandshakeFailures;
+    private readonly KeyValuePair<string, object?>[] _tlsFailureTags;
     private readonly UpDownCounter<long> _throttled;
     private readonly Counter<double> _throttledTime;
     private readonly Histogram<double> _idleBeforeDeath;
@@ -134,7 +151,12 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Histogram<double> _storeCommitDuration;
     private readonly Counter<long> _storeErrors;
 
+    /// <summary>The names a connection's <c>Listener</c> takes; the <c>listener</c> label of <c>mqtt_clients_connected</c>.</summary>
+    public static readonly string[] Listeners = ["tcp", "tls", "ws", "wss"];
+
     private readonly KeyValuePair<string, object?>[] _versionTags;
+    // [protocol][listener]: both labels of mqtt.clients.connected, built once.
+    private readonly KeyValuePair<string, object?>[][][] _connectedTags;
     private readonly KeyValuePair<string, object?>[] _connectTags;
     private readonly KeyValuePair<string, object?>[] _causeTags;
     private readonly KeyValuePair<string, object?>[] _packetTypeTags;
@@ -146,7 +168,7 @@ internal sealed class BrokerMetrics : IDisposable
     public BrokerMetrics(IMeterFactory? meterFactory = null)
     {
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
-        _connected = _meter.CreateUpDownCounter<long>("mqtt.clients.connected", "{client}", "Clients with an accepted CONNECT, by protocol version");
+        _connected = _meter.CreateUpDownCounter<long>("mqtt.clients.connected", "{client}", "Clients with an accepted CONNECT, by protocol version and listener");
         _connectAttempts = _meter.CreateCounter<long>("mqtt.connect.attempts", "{attempt}", "CONNECT packets by result");
         _disconnects = _meter.CreateCounter<long>("mqtt.disconnects", "{connection}", "Ended connections by cause");
         _negotiatedKeepAlive = _meter.CreateHistogram<double>("mqtt.keepalive.negotiated", "s", "Keep-alive in force after negotiation",
@@ -170,6 +192,8 @@ internal sealed class BrokerMetrics : IDisposable
         _throttledTime = _meter.CreateCounter<double>("mqtt.clients.throttled.time", "s", "Time clients spent throttled, summed over clients (counted when each throttle ends)");
         _limitRefusals = _meter.CreateCounter<long>("mqtt.limits.refusals", "{refusal}", "Requests refused, or connections closed, at a configured limit (Broker:Limits:*), by limit");
         _limitTags = Tags<LimitKind>("limit");
+        _tlsHandshakeFailures = _meter.CreateCounter<long>("mqtt.tls.handshake_failures", "{connection}",
+            "TLS handshakes that did not produce a client (TLS and WSS listeners), by reason");
         _acceptErrors = _meter.CreateCounter<long>("mqtt.accept.errors", "{error}", "Failed accepts that made the listener back off (EMFILE, ENFILE, ENOBUFS, ...), by socket error");
         _storeCommits = _meter.CreateCounter<long>("mqtt.persistence.commits", "{transaction}", "Transactions committed by the persistent store (one fsync each)");
         _storeOperations = _meter.CreateCounter<long>("mqtt.persistence.operations", "{operation}", "Operations made durable by the persistent store");
@@ -178,6 +202,7 @@ internal sealed class BrokerMetrics : IDisposable
         _storeErrors = _meter.CreateCounter<long>("mqtt.persistence.errors", "{error}", "Failed commits of the persistent store, by kind (each retry counts)");
 
         _versionTags = [Tag("protocol", "3.1.1"), Tag("protocol", "5.0")];
+        _connectedTags = _versionTags.Select(v => Listeners.Select(l => new[] { v, Tag("listener", l) }).ToArray()).ToArray();
         _connectTags = Tags<ConnectResult>("result");
         _causeTags = Tags<DisconnectCause>("cause");
         _packetTypeTags = Enumerable.Range(0, 16).Select(i => Tag("type", ((PacketType)i).ToString().ToUpperInvariant())).ToArray();
@@ -185,6 +210,7 @@ internal sealed class BrokerMetrics : IDisposable
         _dropTags = Tags<DropReason>("reason");
         _halfOpenTags = Tags<HalfOpenCause>("cause");
         _storeErrorTags = Tags<StoreErrorKind>("kind");
+        _tlsFailureTags = Tags<TlsHandshakeFailure>("reason");
     }
 
     public Meter Meter => _meter;
@@ -201,9 +227,12 @@ internal sealed class BrokerMetrics : IDisposable
     /// </summary>
     public void DeclareSeries()
     {
-        foreach (var tag in _versionTags)
+        foreach (var tags in _connectedTags)
         {
-            _connected.Add(0, tag);
+            foreach (var pair in tags)
+            {
+                _connected.Add(0, pair);
+            }
         }
         foreach (var tag in _connectTags)
         {
@@ -240,6 +269,10 @@ internal sealed class BrokerMetrics : IDisposable
         }
         _bytesReceived.Add(0);
         _bytesSent.Add(0);
+        foreach (var tag in _tlsFailureTags)
+        {
+            _tlsHandshakeFailures.Add(0, tag);
+        }
     }
 
     /// <summary>
@@ -259,8 +292,15 @@ internal sealed class BrokerMetrics : IDisposable
 
     private KeyValuePair<string, object?> Version(MqttProtocolVersion v) => _versionTags[v == MqttProtocolVersion.V500 ? 1 : 0];
 
-    public void ClientConnected(MqttProtocolVersion v) => _connected.Add(1, Version(v));
-    public void ClientDisconnected(MqttProtocolVersion v) => _connected.Add(-1, Version(v));
+    public void ClientConnected(MqttProtocolVersion v, string listener = "tcp") => _connected.Add(1, ConnectedTags(v, listener));
+    public void ClientDisconnected(MqttProtocolVersion v, string listener = "tcp") => _connected.Add(-1, ConnectedTags(v, listener));
+
+    private ReadOnlySpan<KeyValuePair<string, object?>> ConnectedTags(MqttProtocolVersion v, string listener)
+    {
+        int index = Array.IndexOf(Listeners, listener);
+        // A listener of a test (any other name) gets its tags built per call: connects are not a hot path.
+        return index >= 0 ? _connectedTags[v == MqttProtocolVersion.V500 ? 1 : 0][index] : new[] { Version(v), Tag("listener", listener) };
+    }
     public void ConnectAttempt(ConnectResult result) => _connectAttempts.Add(1, _connectTags[(int)result]);
     public void Disconnect(DisconnectCause cause) => _disconnects.Add(1, _causeTags[(int)cause]);
     public void KeepAliveNegotiated(int seconds) => _negotiatedKeepAlive.Record(seconds);
@@ -282,6 +322,8 @@ internal sealed class BrokerMetrics : IDisposable
 
     // Rare (the listener backs off after each): a tag built per call is fine.
     public void AcceptFailed(System.Net.Sockets.SocketError error) => _acceptErrors.Add(1, Tag("error", DiagnosticNames.ToSnakeCase(error.ToString())));
+
+    public void TlsHandshakeFailed(TlsHandshakeFailure reason) => _tlsHandshakeFailures.Add(1, _tlsFailureTags[(int)reason]);
 
     public void StoreCommitted(int operations, TimeSpan duration)
     {

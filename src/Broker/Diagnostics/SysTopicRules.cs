@@ -12,7 +12,11 @@ internal static class SysTopicRules
 
     private static ReadOnlySpan<byte> PrefixUtf8 => "$SYS/"u8;
 
-    public static bool IsReserved(string topic) => topic.StartsWith(Prefix, StringComparison.Ordinal) || topic == "$SYS";
+    public static bool IsReserved(string topic) => IsReserved(topic.AsSpan());
+
+    /// <summary>The one definition the ACL check (<c>ClientPermissions.CanPublish</c>) and the tests use.</summary>
+    public static bool IsReserved(ReadOnlySpan<char> topic) =>
+        topic.StartsWith("$SYS", StringComparison.Ordinal) && (topic.Length == 4 || topic[4] == '/');
 
     /// <summary>The topic as received (UTF-8, possibly segmented), or the one a topic alias stands for.</summary>
     public static bool IsReserved(in ReadOnlySequence<byte> topicUtf8, string? aliasedTopic)

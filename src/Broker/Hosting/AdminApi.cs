@@ -1,5 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Serialization;
 using Broker.Diagnostics;
@@ -69,11 +68,7 @@ internal sealed class AdminApi
                 : Results.Json(new AdminError("the admin API answers loopback callers only; set Broker:Admin:Token to use it from elsewhere"),
                     AdminJsonContext.Default.AdminError, statusCode: StatusCodes.Status403Forbidden);
         }
-        string header = http.Request.Headers.Authorization.ToString();
-        const string scheme = "Bearer ";
-        bool ok = header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)
-            && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()), token);
-        if (ok)
+        if (BearerToken.IsPresented(http, token))
         {
             return null;
         }

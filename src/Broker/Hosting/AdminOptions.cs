@@ -19,10 +19,8 @@ internal sealed record AdminOptions
 internal sealed class AdminOptionsValidator : IValidateOptions<AdminOptions>
 {
     // A token anyone could guess is worse than none: with none, only loopback is served.
-    private const int MinTokenLength = 16;
-
     public ValidateOptionsResult Validate(string? name, AdminOptions options)
-        => options.Token is { } token && (token.Length < MinTokenLength || token.Any(char.IsWhiteSpace))
-            ? ValidateOptionsResult.Fail($"{AdminOptions.SectionName}:{nameof(options.Token)} must be at least {MinTokenLength} characters without spaces (was {token.Length} characters)")
+        => BearerToken.Check($"{AdminOptions.SectionName}:{nameof(options.Token)}", options.Token) is { } problem
+            ? ValidateOptionsResult.Fail(problem)
             : ValidateOptionsResult.Success;
 }

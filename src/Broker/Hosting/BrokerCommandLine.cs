@@ -76,7 +76,9 @@ internal sealed class BrokerCommandLine
         var split = ConfigurationArguments.Split(args);
         _overrides = split.Overrides;
         var parse = _root.Parse(split.Remaining);
-        var errors = split.Errors.Concat(parse.Errors.Select(e => e.Message)).ToList();
+        // --help wins over a missing argument ("passwd --help" has no FILE or USER).
+        bool help = parse.Action is HelpAction or HelpWithConfigurationAction;
+        var errors = split.Errors.Concat(help ? [] : parse.Errors.Select(e => e.Message)).ToList();
         if (errors.Count > 0)
         {
             foreach (var error in errors)

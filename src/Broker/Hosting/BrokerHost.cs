@@ -112,9 +112,17 @@ internal static class BrokerHost
         AddValidatedOptions<SysOptions, SysOptionsValidator>(services, configuration, SysOptions.SectionName);
         AddValidatedOptions<AdminOptions, AdminOptionsValidator>(services, configuration, AdminOptions.SectionName);
         AddValidatedOptions<BrokerLoggingOptions, BrokerLoggingOptionsValidator>(services, configuration, BrokerLoggingOptions.SectionName);
+        AddValidatedOptions<MqttWebSocketOptions, MqttWebSocketOptionsValidator>(services, configuration, MqttWebSocketOptions.SectionName);
         services.AddKeepAliveEngine(configuration);
-        services.AddBrokerSecurity(configuration,
-            sp => [new ListenerAddress("MQTT", sp.GetRequiredService<IOptions<TcpOptions>>().Value.Address)]);
+        services.AddBrokerSecurity(configuration, sp =>
+        {
+            var listeners = new List<ListenerAddress> { new("MQTT", sp.GetRequiredService<IOptions<TcpOptions>>().Value.Address) };
+            if (sp.GetRequiredService<IOptions<MqttWebSocketOptions>>().Value is { Enabled: true } webSocket)
+            {
+                listeners.Add(new ListenerAddress("WebSocket", webSocket.Address));
+            }
+            return listeners;
+        });
 
         services.AddMetrics();
         services.TryAddSingleton(sp => new BrokerMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
@@ -137,6 +145,8 @@ internal static class BrokerHost
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Connections"),
             sp.GetRequiredService<ConnectionRegistry>(),
             sp.GetRequiredService<IOptions<TcpOptions>>().Value.MaxPendingOutputBytes,
+            sp.GetRequiredService<IClientAuthenticator>(),
+            sp.GetRequiredService<TopicAuthorizer>(),
             sp.GetRequiredService<KeepAliveInsight>()));
         services.TryAddSingleton<BrokerServer>();
         services.TryAddSingleton<StartupFailures>();
@@ -151,6 +161,17 @@ internal static class BrokerHost
         services.AddHostedService<ConnectionSummaryLog>();
         services.AddHostedService(sp => new GuardedBrokerServer(sp.GetRequiredService<BrokerServer>(), sp.GetRequiredService<StartupFailures>(),
             sp.GetRequiredService<IOptions<TcpOptions>>()));
+        // After the TCP listener: they start once it is bound and stop accepting before its stop closes every client.
+        if (configuration.GetValue(TlsOptions.SectionName + ":" + nameof(TlsOptions.Enabled), false))
+        {
+            services.TryAddSingleton<TlsServer>();
+            services.AddHostedService(sp => sp.GetRequiredService<TlsServer>());
+        }
+        if (configuration.GetValue(MqttWebSocketOptions.SectionName + ":" + nameof(MqttWebSocketOptions.Enabled), false))
+        {
+            services.TryAddSingleton<WebSocketServer>();
+            services.AddHostedService(sp => sp.GetRequiredService<WebSocketServer>());
+        }
         services.AddHostedService<BrokerStateObserver>();
     }
 

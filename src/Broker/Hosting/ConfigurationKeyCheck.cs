@@ -18,6 +18,7 @@ internal static class ConfigurationKeyCheck
         ("Metrics", typeof(MetricsOptions)),
         ("Auth", typeof(Broker.Security.AuthOptions)),
         ("Tls", typeof(Broker.Security.TlsOptions)),
+        ("WebSocket", typeof(MqttWebSocketOptions)),
         ("Persistence", typeof(Persistence.PersistenceOptions)),
         ("Sys", typeof(SysOptions)),
         ("Admin", typeof(AdminOptions)),

@@ -58,13 +58,29 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
         var app = builder.Build();
 
         var paths = new List<string>();
+        if (_options.Enabled && _options.Token is { } token)
+        {
+            // Before the exporter's endpoint: without the token /metrics is 401, every other path is untouched.
+            byte[] expected = System.Text.Encoding.UTF8.GetBytes(token);
+            app.Use(async (http, next) =>
+            {
+                if (http.Request.Path.Equals("/metrics", StringComparison.OrdinalIgnoreCase) && !BearerToken.IsPresented(http, expected))
+                {
+                    http.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                    http.Response.Headers.WWWAuthenticate = "Bearer";
+                    await http.Response.WriteAsync("missing or wrong bearer token (Broker:Metrics:Token)\n").ConfigureAwait(false);
+                    return;
+                }
+                await next(http).ConfigureAwait(false);
+            });
+        }
         if (_options.Enabled)
         {
             // The exporter belongs to the broker's MeterProvider (the one listening to the broker's Meter);
             // passing it here makes the scrape read that provider instead of one from this app's container.
             var meterProvider = _brokerServices.GetRequiredService<MeterProvider>();
             app.MapPrometheusScrapingEndpoint("/metrics", meterProvider, configureBranchedPipeline: null, optionsName: null);
-            paths.Add("/metrics");
+            paths.Add(_options.Token is null ? "/metrics" : "/metrics (bearer token)");
         }
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapGet("/readyz", () => _server.IsAccepting
@@ -146,7 +162,8 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
         }
     }
 
-    private sealed class InnerHostLoggerFactory(ILoggerFactory broker) : ILoggerFactory
+    /// <summary>The broker's log for an inner Kestrel app, without that host's own "Hosting failed to start".</summary>
+    internal sealed class InnerHostLoggerFactory(ILoggerFactory broker) : ILoggerFactory
     {
         private const string HostCategory = "Microsoft.Extensions.Hosting.Internal.Host";
 
@@ -162,7 +179,7 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
     }
 
     /// <summary>The broker's host owns the process lifetime; this inner app starts and stops when told.</summary>
-    private sealed class OwnedLifetime : IHostLifetime
+    internal sealed class OwnedLifetime : IHostLifetime
     {
         public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -13,8 +13,17 @@ internal sealed record MetricsOptions
     /// </summary>
     public bool Enabled { get; init; } = true;
 
-    /// <summary>Kept apart from the MQTT address so the endpoint can stay on a private interface.</summary>
-    public string Address { get; init; } = "0.0.0.0";
+    /// <summary>
+    /// Loopback by default: the metrics and the admin API say a lot about the clients, so only this machine sees them
+    /// unless the operator opens the listener (a container binds 0.0.0.0: its loopback is its own).
+    /// </summary>
+    public string Address { get; init; } = "127.0.0.1";
+
+    /// <summary>
+    /// Set: <c>/metrics</c> answers only requests with <c>Authorization: Bearer &lt;token&gt;</c> (Prometheus'
+    /// <c>authorization</c> / <c>bearer_token_file</c>). <c>/healthz</c> and <c>/readyz</c> never need it.
+    /// </summary>
+    public string? Token { get; init; }
 
     /// <summary>9464 is the Prometheus exporter's registered default; 0 binds an ephemeral port (tests).</summary>
     public int Port { get; init; } = 9464;

@@ -19,6 +19,10 @@ internal sealed class MetricsOptionsValidator : IValidateOptions<MetricsOptions>
         {
             failures.Add($"{Prefix}{nameof(options.Port)} must be between {IPEndPoint.MinPort} and {IPEndPoint.MaxPort} (was {options.Port})");
         }
+        if (BearerToken.Check($"{Prefix}{nameof(options.Token)}", options.Token) is { } tokenProblem)
+        {
+            failures.Add(tokenProblem);
+        }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -88,6 +88,11 @@ internal sealed class Router
         for (int i = 0; i < targets.Count; i++)
         {
             var t = targets[i];
+            // Security (issue #12): the subscriber's ACL decides per message (null: no ACL, nothing to check).
+            if (t.Session.Permissions is { } permissions && !permissions.CanReceive(message.Topic))
+            {
+                continue;
+            }
             var qos = (QualityOfService)Math.Min((int)message.QoS, (int)t.MaxQoS);
             var outbound = new OutboundMessage(message, qos, t.RetainAsPublished && message.Retain, t.SubscriptionIdentifiers?.ToArray());
             var result = t.Session.Enqueue(outbound, _queueLimits, out int droppedOldest);

@@ -1,9 +1,10 @@
+using System.CommandLine;
 using System.Text;
 
 namespace Broker.Security;
 
 /// <summary>
-/// <c>passwd [-c | -D] [--iterations N] FILE USER</c>: adds, replaces or removes a user in a Mosquitto-format
+/// <c>passwd [-c | -D] [--iterations N] FILE USER</c> (a subcommand of the broker's command line): adds, replaces or removes a user in a Mosquitto-format
 /// password file, like <c>mosquitto_passwd</c>. The password is read twice without echo from a terminal; from a
 /// pipe (scripts) the first line is the password and a second line, if present, must repeat it. The file is
 /// replaced atomically (written beside it, then renamed) and created readable by its owner only.
@@ -16,15 +17,6 @@ internal sealed class PasswdCommand
     private const int ExitFailed = 1;
     private const int ExitUsage = 2;
     private const int MaxUtf8StringBytes = 65_535; // an MQTT UTF-8 string / binary field [1.5.4], [1.5.6]
-
-    private const string Usage =
-        "usage: passwd [-c] [--iterations N] FILE USER   add or replace USER (prompts for the password)\n" +
-        "       passwd -D FILE USER                      remove USER\n" +
-        "  -c               create FILE, replacing it if it exists\n" +
-        "  -D               delete USER\n" +
-        "  --iterations N   PBKDF2 iterations (default 100000; see docs/security.md)\n" +
-        "The password is read from the terminal without echo, or from standard input when it is piped\n" +
-        "(first line; a second line, if present, must repeat it).";
 
     private readonly TextWriter _output;
     private readonly TextWriter _error;
@@ -40,22 +32,79 @@ internal sealed class PasswdCommand
         _readSecretLine = readTerminalSecret ?? input.ReadLine;
     }
 
-    /// <summary>The process entry: console streams, no echo when standard input is a terminal.</summary>
-    public static Task<int> RunConsoleAsync(string[] args) =>
-        new PasswdCommand(Console.In, Console.Out, Console.Error, Console.IsInputRedirected ? null : ReadConsoleWithoutEcho).RunAsync(args);
+    /// <summary>The <c>passwd</c> subcommand of the broker's command line, on the console (no echo from a terminal).</summary>
+    public static Command CreateConsoleCommand() =>
+        new PasswdCommand(Console.In, Console.Out, Console.Error, Console.IsInputRedirected ? null : ReadConsoleWithoutEcho).CreateCommand();
 
+    /// <summary>
+    /// The subcommand: <c>passwd [-c | -D] [--iterations N] FILE USER</c>, parsed by System.CommandLine like the rest
+    /// of the broker's command line (usage errors exit 2, <c>--help</c> describes it).
+    /// </summary>
+    public Command CreateCommand()
+    {
+        var create = new Option<bool>("-c") { Description = "Create FILE, replacing it if it exists" };
+        var delete = new Option<bool>("-D") { Description = "Delete USER" };
+        var iterations = new Option<int>("--iterations", "-I")
+        {
+            Description = $"PBKDF2 iterations (default {PasswordHash.DefaultIterations}; see docs/security.md)",
+            HelpName = "N",
+            DefaultValueFactory = _ => PasswordHash.DefaultIterations,
+        };
+        iterations.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() is < 1 or > PasswordHash.MaxIterations)
+            {
+                result.AddError($"--iterations needs a number between 1 and {PasswordHash.MaxIterations}");
+            }
+        });
+        var file = new Argument<string>("FILE") { Description = "The password file (Mosquitto's format, Broker:Auth:PasswordFile)" };
+        var user = new Argument<string>("USER") { Description = "The user to add, change or delete" };
+        foreach (var argument in new[] { file, user })
+        {
+            // "-x FILE USER" would otherwise take "-x" for the file: a misspelt option is an error, not a name.
+            argument.Validators.Add(result =>
+            {
+                if (result.GetValueOrDefault<string>() is { Length: > 1 } value && value[0] == '-')
+                {
+                    result.AddError($"unknown option {value}");
+                }
+            });
+        }
+        var command = new Command(Name,
+            "Add, change or delete a user of a Mosquitto-format password file. The password is read from the terminal " +
+            "without echo, or from standard input when it is piped (first line; a second line, if present, must repeat it).")
+        {
+            create, delete, iterations, file, user,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(create) && result.GetValue(delete))
+            {
+                result.AddError("-c and -D cannot be combined");
+            }
+        });
+        command.SetAction((result, _) => RunAsync(new Arguments(result.GetValue(file)!, result.GetValue(user)!,
+            result.GetValue(create), result.GetValue(delete), result.GetValue(iterations))));
+        return command;
+    }
+
+    /// <summary>Parses <paramref name="args"/> (without the word <c>passwd</c>) and runs; usage errors print and return 2.</summary>
     public async Task<int> RunAsync(string[] args)
     {
-        if (!TryParseArguments(args, out var parsed, out string? problem))
+        var parse = CreateCommand().Parse(args);
+        if (parse.Errors.Count > 0)
         {
-            if (problem is not null)
+            foreach (var error in parse.Errors)
             {
-                await _error.WriteLineAsync($"passwd: {problem}");
+                await _error.WriteLineAsync($"passwd: {error.Message}");
             }
-            await _error.WriteLineAsync(Usage);
-            return problem is null ? ExitOk : ExitUsage;
+            return ExitUsage;
         }
+        return await parse.InvokeAsync(new InvocationConfiguration { Output = _output, Error = _error });
+    }
 
+    private async Task<int> RunAsync(Arguments parsed)
+    {
         string? userProblem = CheckUserName(parsed.User);
         if (userProblem is not null)
         {
@@ -283,57 +332,4 @@ internal sealed class PasswdCommand
     }
 
     private readonly record struct Arguments(string File, string User, bool Create, bool Delete, int Iterations);
-
-    /// <returns>False with a problem to report, or false with no problem when help was asked for.</returns>
-    private static bool TryParseArguments(string[] args, out Arguments parsed, out string? problem)
-    {
-        parsed = default;
-        problem = null;
-        bool create = false, delete = false;
-        int iterations = PasswordHash.DefaultIterations;
-        var positional = new List<string>();
-        // The dispatcher may pass the command name along.
-        int start = args.Length > 0 && args[0] == Name ? 1 : 0;
-        for (int i = start; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "-h" or "--help":
-                    return false;
-                case "-c":
-                    create = true;
-                    break;
-                case "-D":
-                    delete = true;
-                    break;
-                case "-I" or "--iterations":
-                    if (i + 1 >= args.Length || !int.TryParse(args[++i], out iterations) || iterations < 1 || iterations > PasswordHash.MaxIterations)
-                    {
-                        problem = $"--iterations needs a number between 1 and {PasswordHash.MaxIterations}";
-                        return false;
-                    }
-                    break;
-                default:
-                    if (args[i].StartsWith('-') && args[i].Length > 1)
-                    {
-                        problem = $"unknown option {args[i]}";
-                        return false;
-                    }
-                    positional.Add(args[i]);
-                    break;
-            }
-        }
-        if (create && delete)
-        {
-            problem = "-c and -D cannot be combined";
-            return false;
-        }
-        if (positional.Count != 2)
-        {
-            problem = "expected FILE and USER";
-            return false;
-        }
-        parsed = new Arguments(positional[0], positional[1], create, delete, iterations);
-        return true;
-    }
 }

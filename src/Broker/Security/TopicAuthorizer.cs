@@ -15,6 +15,8 @@ internal sealed class TopicAuthorizer : IDisposable
     private static readonly TimeSpan FileCheckInterval = TimeSpan.FromSeconds(1);
 
     private readonly WatchedFile<AclFile>? _acl;
+    // Without an ACL the permissions of every client are the same: one shared object, nothing per client.
+    private readonly ClientPermissions? _unrestricted;
 
     public TopicAuthorizer(AuthOptions options, TimeProvider time, ILogger<TopicAuthorizer> logger, SecurityMetrics metrics, bool watchFiles = true)
     {
@@ -25,6 +27,10 @@ internal sealed class TopicAuthorizer : IDisposable
             string path = options.AclFile!;
             _acl = new WatchedFile<AclFile>([path], () => AclFile.Load(path), time, logger,
                 AuthOptions.SectionName + ":" + nameof(AuthOptions.AclFile), FileCheckInterval, watchFiles);
+        }
+        else
+        {
+            _unrestricted = new ClientPermissions(this, null, string.Empty);
         }
     }
 
@@ -43,12 +49,17 @@ internal sealed class TopicAuthorizer : IDisposable
     internal bool ReloadIfChanged() => _acl?.CheckNow() ?? false;
 
     /// <summary>
-    /// The permissions of an authenticated client (<paramref name="userName"/> null for anonymous). Cheap without
-    /// an ACL; with one, substitutes %u and %c into the patterns once for this client.
+    /// The permissions of an authenticated client (<paramref name="userName"/> null for anonymous). Without an ACL
+    /// one shared object (its <see cref="ClientPermissions.UserName"/> and <see cref="ClientPermissions.ClientId"/>
+    /// are then not the client's); with one, substitutes %u and %c into the patterns once for this client.
     /// </summary>
     public ClientPermissions ForClient(string? userName, string clientId)
     {
-        _acl?.CheckIfDue();
+        if (_unrestricted is { } shared)
+        {
+            return shared;
+        }
+        _acl!.CheckIfDue();
         return new ClientPermissions(this, userName, clientId);
     }
 
@@ -60,8 +71,7 @@ internal sealed class TopicAuthorizer : IDisposable
     public bool CanReceive(string? userName, string clientId, ReadOnlySpan<char> topic) => ForClient(userName, clientId).CanReceive(topic);
 
     /// <summary>"$SYS" and everything below it: the broker's own topics, never written by clients.</summary>
-    public static bool IsSystemTopic(ReadOnlySpan<char> topic) =>
-        topic.StartsWith("$SYS", StringComparison.Ordinal) && (topic.Length == 4 || topic[4] == '/');
+    public static bool IsSystemTopic(ReadOnlySpan<char> topic) => Diagnostics.SysTopicRules.IsReserved(topic);
 
     public void Dispose() => _acl?.Dispose();
 }
@@ -72,7 +82,7 @@ internal sealed class TopicAuthorizer : IDisposable
 /// substituted, again deny before grant; if still none matched, denied. Checks do not allocate: after an ACL
 /// reload the next check recompiles once.
 /// </summary>
-internal sealed class ClientPermissions
+internal sealed class ClientPermissions : ITopicPermissions
 {
     private readonly TopicAuthorizer _authorizer;
     private Compiled? _compiled;

@@ -88,7 +88,11 @@ internal sealed class WatchedFile<T> : IDisposable
         return true;
     }
 
-    /// <summary>Cheap when not due (one timestamp read); otherwise a stat per file.</summary>
+    /// <summary>
+    /// Cheap when not due (one timestamp read). When due, the stat per file (and a reload, if one changed) runs on
+    /// the thread pool: callers are CONNECTs on the socket engine's thread, which must never wait for a disk.
+    /// The CONNECT that noticed it is decided with the version in force; the next ones see the new one.
+    /// </summary>
     public void CheckIfDue()
     {
         long now = _time.GetTimestamp();
@@ -97,7 +101,7 @@ internal sealed class WatchedFile<T> : IDisposable
         {
             return;
         }
-        CheckNow();
+        ThreadPool.UnsafeQueueUserWorkItem(static file => file.CheckNow(), this, preferLocal: false);
     }
 
     private (long, long)[] Stamp()

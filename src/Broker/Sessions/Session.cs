@@ -101,6 +101,15 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>TimeProvider timestamp of the last disconnect, for expiry.</summary>
     public long DisconnectedTimestamp { get; set; }
 
+    // Security (issue #12): who owns the session and what its client may receive. Set under the store's bind lock
+    // when a connection attaches; the router reads Permissions without a lock (a reference write is atomic).
+
+    /// <summary>The authenticated user of the connection that last attached (null: anonymous); only that user may take it over.</summary>
+    public string? OwnerUserName { get; set; }
+
+    /// <summary>The delivery filter of the client's ACL; null when it may receive everything (no ACL).</summary>
+    public Routing.ITopicPermissions? Permissions { get; set; }
+
     /// <summary>The connection bound to this session; null while offline.</summary>
     public IDeliveryTarget? Owner { get; private set; }
 

@@ -46,29 +46,59 @@ internal sealed class SessionStore
     {
         lock (_bindGate)
         {
-            previousOwner = null;
-            sessionPresent = false;
-            if (_sessions.TryGetValue(clientId, out var existing))
+            return AttachLocked(clientId, cleanStart, expiryIntervalSeconds, owner, out sessionPresent, out previousOwner);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Attach"/> for an authenticated client: an existing session (connected or not) is taken over only
+    /// when <paramref name="mayTakeOver"/> allows it for the session's owner; otherwise nothing changes and null is
+    /// returned (CONNACK 0x05 / 0x87). The attached session remembers the user and the client's delivery filter.
+    /// </summary>
+    public Session? TryAttach(string clientId, bool cleanStart, uint expiryIntervalSeconds, IDeliveryTarget owner,
+        string? userName, Routing.ITopicPermissions? permissions, Func<string?, string?, bool> mayTakeOver,
+        out bool sessionPresent, out IDeliveryTarget? previousOwner)
+    {
+        lock (_bindGate)
+        {
+            if (_sessions.TryGetValue(clientId, out var existing) && !mayTakeOver(existing.OwnerUserName, userName))
             {
-                previousOwner = existing.Owner;
-                CancelExpiry(existing);
-                if (cleanStart)
-                {
-                    Discard(existing);
-                }
-                else
-                {
-                    sessionPresent = true;
-                    existing.ExpiryIntervalSeconds = expiryIntervalSeconds;
-                    existing.Bind(owner);
-                    return existing;
-                }
+                sessionPresent = false;
+                previousOwner = null;
+                return null;
             }
-            var session = new Session(clientId, this) { ExpiryIntervalSeconds = expiryIntervalSeconds };
-            session.Bind(owner);
-            _sessions[clientId] = session;
+            var session = AttachLocked(clientId, cleanStart, expiryIntervalSeconds, owner, out sessionPresent, out previousOwner);
+            session.OwnerUserName = userName;
+            session.Permissions = permissions is { IsUnrestricted: false } ? permissions : null;
             return session;
         }
+    }
+
+    private Session AttachLocked(string clientId, bool cleanStart, uint expiryIntervalSeconds, IDeliveryTarget owner,
+        out bool sessionPresent, out IDeliveryTarget? previousOwner)
+    {
+        previousOwner = null;
+        sessionPresent = false;
+        if (_sessions.TryGetValue(clientId, out var existing))
+        {
+            previousOwner = existing.Owner;
+            CancelExpiry(existing);
+            if (cleanStart)
+            {
+                Discard(existing);
+            }
+            else
+            {
+                sessionPresent = true;
+                existing.ExpiryIntervalSeconds = expiryIntervalSeconds;
+                existing.Bind(owner);
+                return existing;
+            }
+        }
+        var session = new Session(clientId, this) { ExpiryIntervalSeconds = expiryIntervalSeconds };
+        session.Bind(owner);
+        _sessions[clientId] = session;
+        return session;
     }
 
     /// <summary>

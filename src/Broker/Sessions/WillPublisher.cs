@@ -23,14 +23,19 @@ internal sealed class WillPublisher
     /// <summary>Wills waiting for their delay.</summary>
     public int PendingCount => _delayed.Count;
 
-    public void Publish(string clientId, ApplicationMessage will, uint delaySeconds)
+    /// <param name="permissions">The client's ACL (null: none): a will may only go where its client may publish,
+    /// checked again when it is published, since the ACL may have changed since CONNECT.</param>
+    public void Publish(string clientId, ApplicationMessage will, uint delaySeconds, ITopicPermissions? permissions = null)
     {
         if (delaySeconds == 0)
         {
-            _router.Publish(will);
+            if (permissions is null || permissions.CanPublish(will.Topic))
+            {
+                _router.Publish(will);
+            }
             return;
         }
-        var pending = new PendingWill(this, clientId, will);
+        var pending = new PendingWill(this, clientId, will, permissions);
         if (_delayed.TryRemove(clientId, out var previous))
         {
             previous.Cancel();
@@ -50,14 +55,17 @@ internal sealed class WillPublisher
 
     private void Fire(PendingWill pending)
     {
-        if (_delayed.TryRemove(new KeyValuePair<string, PendingWill>(pending.ClientId, pending)))
+        if (_delayed.TryRemove(new KeyValuePair<string, PendingWill>(pending.ClientId, pending))
+            && (pending.Permissions is null || pending.Permissions.CanPublish(pending.Message.Topic)))
         {
             _router.Publish(pending.Message);
         }
     }
 
-    private sealed class PendingWill(WillPublisher owner, string clientId, ApplicationMessage message) : IKeepAliveTarget
+    private sealed class PendingWill(WillPublisher owner, string clientId, ApplicationMessage message, ITopicPermissions? permissions) : IKeepAliveTarget
     {
+        public ITopicPermissions? Permissions => permissions;
+
         private KeepAliveDeadline? _deadline;
 
         public string ClientId => clientId;

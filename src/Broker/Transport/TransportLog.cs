@@ -21,4 +21,7 @@ internal static partial class TransportLog
 
     [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Accepting connections failed ({SocketError}, {Count} time(s) since the last report): pausing accepts for {PauseMs} ms and backing off; clients wait in the listen backlog. Raise the open-files limit (ulimit -n) or Broker:Limits:MaxConnections if this persists")]
     public static partial void AcceptBackingOff(ILogger logger, SocketError socketError, int count, double pauseMs);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Debug, Message = "TLS handshake with {RemoteEndPoint} failed ({Reason}): {Problem}")]
+    public static partial void TlsHandshakeFailed(ILogger logger, EndPoint? remoteEndPoint, string reason, string problem);
 }

@@ -156,7 +156,15 @@ public sealed class ClientAuthenticatorTests : IDisposable
 
         Assert.True((await authenticator.AuthenticateAsync(Request(Remote, "alice", "old"))).IsAccepted);
         _time.Advance(TimeSpan.FromSeconds(1));
-        Assert.False((await authenticator.AuthenticateAsync(Request(Remote, "alice", "old"))).IsAccepted);
+        // The connect that finds the check due is decided with the file in force: the check (a stat, and a reload
+        // here) runs on the thread pool, never on the connect's socket thread.
+        Assert.True((await authenticator.AuthenticateAsync(Request(Remote, "alice", "old"))).IsAccepted);
+        using var bounded = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while ((await authenticator.AuthenticateAsync(Request(Remote, "alice", "old"))).IsAccepted)
+        {
+            await Task.Delay(10, bounded.Token);
+        }
+        Assert.True((await authenticator.AuthenticateAsync(Request(OtherRemote, "alice", "new"))).IsAccepted);
     }
 
     [Fact]

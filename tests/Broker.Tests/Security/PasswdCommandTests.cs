@@ -112,7 +112,7 @@ public sealed class PasswdCommandTests
     [Theory]
     [InlineData(new[] { "pw", "alice" }, "does not exist (use -c to create it)")]
     [InlineData(new[] { "-c", "-D", "pw", "alice" }, "-c and -D cannot be combined")]
-    [InlineData(new[] { "pw" }, "expected FILE and USER")]
+    [InlineData(new[] { "pw" }, "Required argument 'USER' missing")]
     [InlineData(new[] { "-x", "pw", "alice" }, "unknown option -x")]
     [InlineData(new[] { "--iterations", "0", "pw", "alice" }, "--iterations needs a number")]
     [InlineData(new[] { "-c", "pw", "al:ice" }, "cannot contain ':'")]
@@ -163,5 +163,33 @@ public sealed class PasswdCommandTests
         Assert.Equal(0, (await Run("x\n", "-I", FastIterations, file, "alice")).Exit);
 
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead, File.GetUnixFileMode(file));
+    }
+
+    [Fact]
+    public async Task The_broker_command_line_runs_passwd_as_a_subcommand_and_lists_it_in_help()
+    {
+        using var dir = new TempDirectory();
+        string file = dir.File("pw");
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var commandLine = new Broker.Hosting.BrokerCommandLine(output, error);
+        commandLine.Add(new PasswdCommand(new StringReader("s3cret\n"), output, error).CreateCommand());
+
+        Assert.Equal(0, await commandLine.RunAsync(["passwd", "-c", "--iterations", FastIterations, file, "alice"], TestContext.Current.CancellationToken));
+        Assert.True(HashOf(file, "alice").Verify("s3cret"u8));
+        Assert.Equal(2, await commandLine.RunAsync(["passwd", "-c", "-D", file, "alice"], TestContext.Current.CancellationToken));
+        Assert.Contains("-c and -D cannot be combined", error.ToString());
+
+        var help = new StringWriter();
+        var helpLine = new Broker.Hosting.BrokerCommandLine(help, TextWriter.Null);
+        helpLine.Add(new PasswdCommand(TextReader.Null, help, TextWriter.Null).CreateCommand());
+        Assert.Equal(0, await helpLine.RunAsync(["--help"], TestContext.Current.CancellationToken));
+        Assert.Contains("passwd", help.ToString());
+        // The subcommand's own help, although FILE and USER are missing.
+        var passwdHelp = new StringWriter();
+        var passwdLine = new Broker.Hosting.BrokerCommandLine(passwdHelp, TextWriter.Null);
+        passwdLine.Add(new PasswdCommand(TextReader.Null, passwdHelp, TextWriter.Null).CreateCommand());
+        Assert.Equal(0, await passwdLine.RunAsync(["passwd", "--help"], TestContext.Current.CancellationToken));
+        Assert.Contains("--iterations", passwdHelp.ToString());
     }
 }

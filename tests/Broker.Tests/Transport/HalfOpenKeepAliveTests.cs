@@ -36,6 +36,8 @@ public sealed class HalfOpenKeepAliveTests
                 ["Broker:Tcp:Port"] = "0",
                 ["Broker:Metrics:Address"] = "127.0.0.1",
                 ["Broker:Metrics:Port"] = "0",
+                // The client is in a network namespace, not on loopback: anonymous is loopback-only by default.
+                ["Broker:Auth:AllowAnonymous"] = "true",
                 ["Broker:TcpKeepAlive:IdleSeconds"] = idle.ToString(),
                 ["Broker:TcpKeepAlive:IntervalSeconds"] = interval.ToString(),
                 ["Broker:TcpKeepAlive:ProbeCount"] = probes.ToString(),

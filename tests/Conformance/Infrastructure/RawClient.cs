@@ -11,13 +11,21 @@ namespace Conformance.Infrastructure;
 internal sealed class RawClient : IAsyncDisposable
 {
     private readonly Socket _socket;
+    // TLS or WebSocket: the bytes go through this stream (over the socket) instead of the socket itself.
+    private readonly Stream? _stream;
     private byte[] _buffer = new byte[64 * 1024];
     private int _buffered;
 
-    private RawClient(Socket socket)
+    private RawClient(Socket socket, Stream? stream = null)
     {
         _socket = socket;
+        _stream = stream;
     }
+
+    /// <summary>A client speaking through <paramref name="stream"/> (an SslStream over <paramref name="socket"/>).</summary>
+    public static RawClient Wrap(Socket socket, Stream stream) => new(socket, stream);
+
+    public Stream? Stream => _stream;
 
     public Socket Socket => _socket;
 
@@ -39,16 +47,26 @@ internal sealed class RawClient : IAsyncDisposable
         return new RawClient(socket);
     }
 
-    public async Task SendAsync(byte[] bytes)
-    {
-        await _socket.SendAsync(bytes, SocketFlags.None);
-    }
+    public async Task SendAsync(byte[] bytes) => await SendAsync(bytes.AsMemory());
 
     public async Task SendAsync(MqttPacket packet, MqttProtocolVersion version)
     {
         var writer = new ArrayBufferWriter<byte>();
         MqttPacketWriter.Write(writer, packet, version);
-        await _socket.SendAsync(writer.WrittenMemory, SocketFlags.None);
+        await SendAsync(writer.WrittenMemory);
+    }
+
+    public async Task SendAsync(ReadOnlyMemory<byte> bytes)
+    {
+        if (_stream is not null)
+        {
+            await _stream.WriteAsync(bytes);
+            await _stream.FlushAsync();
+        }
+        else
+        {
+            await _socket.SendAsync(bytes, SocketFlags.None);
+        }
     }
 
     /// <summary>Connects with CONNECT and expects a CONNACK; returns it.</summary>
@@ -96,13 +114,15 @@ internal sealed class RawClient : IAsyncDisposable
             int n;
             try
             {
-                n = await _socket.ReceiveAsync(_buffer.AsMemory(_buffered), SocketFlags.None, cts.Token);
+                n = _stream is not null
+                    ? await _stream.ReadAsync(_buffer.AsMemory(_buffered), cts.Token)
+                    : await _socket.ReceiveAsync(_buffer.AsMemory(_buffered), SocketFlags.None, cts.Token);
             }
             catch (OperationCanceledException)
             {
                 throw new TimeoutException($"no packet within {timeout}");
             }
-            catch (SocketException)
+            catch (Exception e) when (e is SocketException or IOException or System.Net.WebSockets.WebSocketException)
             {
                 return null;
             }
@@ -135,9 +155,19 @@ internal sealed class RawClient : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
+        if (_stream is not null)
+        {
+            // Asynchronously: a WebSocket stream's synchronous Dispose blocks on its close handshake.
+            try
+            {
+                await _stream.DisposeAsync();
+            }
+            catch (Exception e) when (e is IOException or System.Net.WebSockets.WebSocketException or ObjectDisposedException)
+            {
+            }
+        }
         _socket.Dispose();
-        return ValueTask.CompletedTask;
     }
 }

@@ -31,7 +31,12 @@ public sealed class AdminApiTests
     [Fact]
     public async Task Lists_and_shows_connected_clients_with_address_protocol_keep_alive_activity_and_queues()
     {
-        await using var broker = await BrokerInstance.StartAsync();
+        // The user name shown is the authenticated one: alice must be in a password file.
+        using var dir = new Broker.Tests.Security.TempDirectory();
+        await using var broker = await BrokerInstance.StartAsync(new Dictionary<string, string?>
+        {
+            ["Broker:Auth:PasswordFile"] = Conformance.Security.SecurityKit.WritePasswordFile(dir, ("alice", "secret")),
+        });
         using var http = Http(broker);
         using var v5 = await MqttClients.ConnectAsync(broker, V500, "admin-a",
             o => o.WithKeepAlivePeriod(TimeSpan.FromSeconds(30)).WithCredentials("alice", "secret"));

@@ -79,6 +79,19 @@ public sealed class DockerfileTests
         Assert.Contains(Instructions, i => i.Stage == finalStage && i.Keyword == "ENV" && i.Arguments.StartsWith("Broker__Metrics__EndpointFile=/", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void The_container_opens_its_metrics_listener_beyond_its_own_loopback_but_keeps_the_secure_MQTT_defaults()
+    {
+        int finalStage = Instructions.Max(i => i.Stage);
+        var env = Instructions.Where(i => i.Stage == finalStage && i.Keyword == "ENV").Select(i => i.Arguments).ToList();
+        // The default is 127.0.0.1, which inside a container nobody else can reach (Prometheus scrapes from outside).
+        Assert.Contains("Broker__Metrics__Address=0.0.0.0", env);
+        Assert.DoesNotContain(env, e => e.StartsWith("Broker__Auth__AllowAnonymous", StringComparison.Ordinal));
+        using var settings = JsonDocument.Parse(File.ReadAllText(Path.Combine(Root, "appsettings.json")));
+        Assert.Equal("127.0.0.1", settings.RootElement.GetProperty("Broker").GetProperty("Metrics").GetProperty("Address").GetString());
+        Assert.Equal("LoopbackOnly", settings.RootElement.GetProperty("Broker").GetProperty("Auth").GetProperty("AllowAnonymous").GetString());
+    }
+
     /// <summary>Instructions with their stage number (each FROM starts one); comments dropped, continuations joined.</summary>
     private static List<Instruction> Parse(string dockerfile)
     {

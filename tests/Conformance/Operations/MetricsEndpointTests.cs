@@ -50,6 +50,39 @@ public sealed class MetricsEndpointTests
     }
 
     [Fact]
+    public async Task With_a_token_metrics_need_it_and_the_probes_do_not()
+    {
+        const string token = "scrape-token-0123456789";
+        await using var broker = await BrokerInstance.StartAsync(new Dictionary<string, string?> { ["Broker:Metrics:Token"] = token });
+        using var scraper = new MetricsScraper(broker);
+
+        using (var anonymous = await scraper.GetAsync("metrics"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+            Assert.Equal("Bearer", anonymous.Headers.WwwAuthenticate.Single().Scheme);
+        }
+        var endPoint = broker.Services.GetRequiredService<MetricsEndpoint>().LocalEndPoint!;
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{endPoint}/"), Timeout = TimeSpan.FromSeconds(20) };
+        using (var wrong = new HttpRequestMessage(HttpMethod.Get, "metrics"))
+        {
+            wrong.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token + "x");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(wrong, TestContext.Current.CancellationToken)).StatusCode);
+        }
+        using (var right = new HttpRequestMessage(HttpMethod.Get, "metrics"))
+        {
+            right.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.SendAsync(right, TestContext.Current.CancellationToken);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains("mqtt_clients_connected", await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        }
+        foreach (var probe in new[] { "healthz", "readyz" })
+        {
+            using var response = await scraper.GetAsync(probe);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task Health_and_readiness_answer_200_while_running_and_readiness_503_once_the_listener_stops()
     {
         await using var broker = await BrokerInstance.StartAsync();

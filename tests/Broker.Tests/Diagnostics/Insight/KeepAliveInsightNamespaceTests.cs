@@ -195,6 +195,8 @@ public sealed class KeepAliveInsightNamespaceTests
                 ["Broker:Tcp:Port"] = "0",
                 ["Broker:Metrics:Address"] = "127.0.0.1",
                 ["Broker:Metrics:Port"] = "0",
+                // The client is in a network namespace, not on loopback: anonymous is loopback-only by default.
+                ["Broker:Auth:AllowAnonymous"] = "true",
                 ["Broker:KeepAlive:Adaptive"] = "true",
                 ["Broker:KeepAlive:AdaptiveFloorSeconds"] = "1",
                 // One round of six clients is the whole sample here.

@@ -1,0 +1,86 @@
+using System.Net.WebSockets;
+
+namespace Broker.Transport;
+
+/// <summary>
+/// A WebSocket as a byte stream of binary messages, for a connection that reads with zero-byte reads. Each write is
+/// one binary message; reads return the bytes of binary messages in order, whatever their boundaries. Unlike
+/// <see cref="WebSocketStream"/> (.NET 10), a text message is an error (it must end the connection [MQTT-6.0.0-1];
+/// WebSocketStream returns its bytes as data), and the peer's close message ends the stream for good: every read after
+/// it returns 0 (WebSocketStream throws NotSupportedException from the read that follows a zero-byte read which saw
+/// the close). The stream does not own the WebSocket: its close handshake is the caller's.
+/// </summary>
+internal sealed class BinaryWebSocketStream(WebSocket webSocket) : Stream
+{
+    private volatile bool _ended;
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_ended)
+        {
+            return ValueTask.FromResult(0);
+        }
+        var receive = webSocket.ReceiveAsync(buffer, cancellationToken);
+        return receive.IsCompletedSuccessfully ? ValueTask.FromResult(Received(receive.Result)) : AwaitReceiveAsync(receive);
+    }
+
+    private async ValueTask<int> AwaitReceiveAsync(ValueTask<ValueWebSocketReceiveResult> receive) => Received(await receive.ConfigureAwait(false));
+
+    private int Received(ValueWebSocketReceiveResult result)
+    {
+        switch (result.MessageType)
+        {
+            case WebSocketMessageType.Binary:
+                // A zero-byte read returns 0 here too: data is waiting, the caller now reads with a buffer.
+                return result.Count;
+            case WebSocketMessageType.Close:
+                _ended = true;
+                return 0;
+            default:
+                throw new WebSocketException(WebSocketError.InvalidMessageType, "a text message: MQTT travels in binary WebSocket messages [MQTT-6.0.0-1]");
+        }
+    }
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        webSocket.SendAsync(buffer, WebSocketMessageType.Binary, endOfMessage: true, cancellationToken);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("asynchronous reads only");
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("asynchronous writes only");
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public override void Flush()
+    {
+    }
+
+    public override bool CanRead => true;
+
+    public override bool CanWrite => true;
+
+    public override bool CanSeek => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        _ended = true;
+        base.Dispose(disposing);
+    }
+}
