@@ -115,6 +115,10 @@ internal sealed partial class SqliteBrokerStateStore
                 Interlocked.Increment(ref _committedBatches);
                 if (attempt > 0)
                 {
+                    lock (_gate)
+                    {
+                        _failing = false;
+                    }
                     PersistenceLog.CommitRecovered(_logger, _databasePath, attempt);
                     _health = StoreHealth.Healthy;
                 }
@@ -132,6 +136,10 @@ internal sealed partial class SqliteBrokerStateStore
                     return false;
                 }
                 PersistenceLog.CommitFailed(_logger, _databasePath, batch.Count, kind, attempt, delay.TotalMilliseconds, e);
+                if (attempt == 1)
+                {
+                    FailWaitingCompletions(batch);
+                }
             }
 
             _retryWake.Reset();
@@ -144,6 +152,30 @@ internal sealed partial class SqliteBrokerStateStore
                 _retryWake.Wait();
             }
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+        }
+    }
+
+    /// <summary>
+    /// A commit failed: everyone waiting for this batch or the next is told now that their operations are not durable
+    /// (the broker answers its clients with an error instead of holding them until the disk recovers), and appends
+    /// are answered the same way until a commit succeeds. The operations stay and are written by the retry, so the
+    /// store converges with memory once space returns; nobody is told Durable for them.
+    /// </summary>
+    private void FailWaitingCompletions(StoreBatch batch)
+    {
+        PendingCompletion[] next;
+        lock (_gate)
+        {
+            _failing = true;
+            next = _current.TakeCompletions();
+        }
+        foreach (var pending in batch.TakeCompletions())
+        {
+            Complete(pending.Completion, pending.Token, StoreOutcome.Failed);
+        }
+        foreach (var pending in next)
+        {
+            Complete(pending.Completion, pending.Token, StoreOutcome.Failed);
         }
     }
 

@@ -37,6 +37,18 @@ internal sealed class StoreBatch
         }
     }
 
+    /// <summary>
+    /// Removes the completions and returns them (the operations stay): callers told now that their operations are
+    /// not durable yet must not be told again when a retry writes them. Allocates; only on a failed commit.
+    /// </summary>
+    public PendingCompletion[] TakeCompletions()
+    {
+        var taken = _completions.AsSpan(0, CompletionCount).ToArray();
+        Array.Clear(_completions, 0, CompletionCount);
+        CompletionCount = 0;
+        return taken;
+    }
+
     /// <summary>Drops the references (payloads, callers) so that a committed batch does not keep them alive.</summary>
     public void Clear()
     {
