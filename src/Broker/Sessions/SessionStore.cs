@@ -21,14 +21,19 @@ internal sealed class SessionStore
     private readonly TimeProvider _time;
     private readonly TimerWheel _wheel;
     private readonly ILogger _logger;
+    private readonly SessionJournal? _journal;
 
-    public SessionStore(Router router, TimeProvider time, TimerWheel wheel, ILogger<SessionStore>? logger = null)
+    public SessionStore(Router router, TimeProvider time, TimerWheel wheel, ILogger<SessionStore>? logger = null, SessionJournal? journal = null)
     {
         _router = router;
         _time = time;
         _wheel = wheel;
         _logger = logger ?? (ILogger)NullLogger.Instance;
+        _journal = journal;
     }
+
+    /// <summary>The persistent store's side of the sessions; null when persistence is off.</summary>
+    public SessionJournal? Journal => _journal;
 
     public int Count => _sessions.Count;
 
@@ -48,25 +53,28 @@ internal sealed class SessionStore
         {
             previousOwner = null;
             sessionPresent = false;
+            bool wroteStore = false;
             if (_sessions.TryGetValue(clientId, out var existing))
             {
                 previousOwner = existing.Owner;
                 CancelExpiry(existing);
                 if (cleanStart)
                 {
-                    Discard(existing);
+                    wroteStore = Discard(existing);
                 }
                 else
                 {
                     sessionPresent = true;
                     existing.ExpiryIntervalSeconds = expiryIntervalSeconds;
                     existing.Bind(owner);
+                    PersistAttached(existing, wroteStore: false); // HOOK(persist2)
                     return existing;
                 }
             }
             var session = new Session(clientId, this) { ExpiryIntervalSeconds = expiryIntervalSeconds };
             session.Bind(owner);
             _sessions[clientId] = session;
+            PersistAttached(session, wroteStore); // HOOK(persist2)
             return session;
         }
     }
@@ -92,7 +100,12 @@ internal sealed class SessionStore
             {
                 Discard(session);
             }
-            else if (session.ExpiryIntervalSeconds != uint.MaxValue)
+            else
+            {
+                // HOOK(persist2): the session stays, with its disconnect time (the start of its expiry after a restart).
+                session.UpdateJournal(_journal, connected: false);
+            }
+            if (session.ExpiryIntervalSeconds is not (0 or uint.MaxValue))
             {
                 // [MQTT-3.1.2-23] kept for the interval after the connection closes.
                 session.ExpiryDeadline = _wheel.Register(session, DeadlineKind.SessionExpiry, TimeSpan.FromSeconds(session.ExpiryIntervalSeconds));
@@ -149,14 +162,45 @@ internal sealed class SessionStore
         }
     }
 
-    private void Discard(Session session)
+    /// <summary>
+    /// A CONNECT bound the session: a persistent one is written (created, or its expiry and connected state updated),
+    /// one that is not (any more) is removed from the store. <see cref="Session.AttachWroteStore"/> tells the connection
+    /// whether its CONNACK must wait for the store.
+    /// </summary>
+    private void PersistAttached(Session session, bool wroteStore)
+    {
+        bool persistent = _journal is not null && session.ExpiryIntervalSeconds > 0;
+        session.AttachWroteStore = session.UpdateJournal(persistent ? _journal : null, connected: true) | wroteStore;
+    }
+
+    /// <summary>
+    /// Start-up: adds a session restored from the store, offline, with what is left of its expiry on the wheel
+    /// (counted from its disconnect time).
+    /// </summary>
+    internal void AddRestored(Session session, TimeSpan remainingExpiry)
+    {
+        lock (_bindGate)
+        {
+            _sessions[session.ClientId] = session;
+            if (session.ExpiryIntervalSeconds != uint.MaxValue)
+            {
+                session.ExpiryDeadline = _wheel.Register(session, DeadlineKind.SessionExpiry, remainingExpiry < TimeSpan.Zero ? TimeSpan.Zero : remainingExpiry);
+            }
+        }
+    }
+
+    /// <summary>Ends a session; returns whether it was removed from the persistent store too.</summary>
+    private bool Discard(Session session)
     {
         CancelExpiry(session);
+        // HOOK(persist2): out of the store first, so that the unsubscribes below write nothing more.
+        bool wroteStore = session.UpdateJournal(null, connected: false);
         _sessions.TryRemove(new KeyValuePair<string, Session>(session.ClientId, session));
         foreach (var sub in session.GetSubscriptions())
         {
             _router.Unsubscribe(sub.Filter, session);
         }
+        return wroteStore;
     }
 }
 
