@@ -252,7 +252,13 @@ internal sealed partial class MqttConnection
     /// <summary>Frames and handles every complete packet in the input buffer.</summary>
     private bool HandleInput()
     {
-        var all = new ReadOnlySequence<byte>(_input!, _inputStart, _inputEnd - _inputStart);
+        if (_input is null)
+        {
+            // Resumed after a hold that came with the last buffered packet (a CONNECT waiting for the store): the
+            // buffer was given back when the receive path parked, and there is nothing to handle.
+            return true;
+        }
+        var all = new ReadOnlySequence<byte>(_input, _inputStart, _inputEnd - _inputStart);
         var buffer = all;
         int maxPacketSize = _services.Limits.MaxPacketSize;
         bool keepGoing = true;
