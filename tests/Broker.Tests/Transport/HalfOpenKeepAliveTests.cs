@@ -36,6 +36,8 @@ public sealed class HalfOpenKeepAliveTests
                 ["Broker:Tcp:Port"] = "0",
                 ["Broker:Metrics:Address"] = "127.0.0.1",
                 ["Broker:Metrics:Port"] = "0",
+                // Kernel keep-alive only: no store (two brokers never share one, and this one needs none).
+                ["Broker:Persistence:Enabled"] = "false",
                 ["Broker:TcpKeepAlive:IdleSeconds"] = idle.ToString(),
                 ["Broker:TcpKeepAlive:IntervalSeconds"] = interval.ToString(),
                 ["Broker:TcpKeepAlive:ProbeCount"] = probes.ToString(),

@@ -195,6 +195,8 @@ public sealed class KeepAliveInsightNamespaceTests
                 ["Broker:Tcp:Port"] = "0",
                 ["Broker:Metrics:Address"] = "127.0.0.1",
                 ["Broker:Metrics:Port"] = "0",
+                // Keep-alive insight only: no store (two brokers never share one, and this one needs none).
+                ["Broker:Persistence:Enabled"] = "false",
                 ["Broker:KeepAlive:Adaptive"] = "true",
                 ["Broker:KeepAlive:AdaptiveFloorSeconds"] = "1",
                 // One round of six clients is the whole sample here.
