@@ -1,5 +1,5 @@
 # MQTT broker image. Build from the repository root: docker build -t mqtt-broker .
-# Run: docker run --ulimit nofile=1048576:1048576 -p 1883:1883 -p 9464:9464 mqtt-broker
+# Run: docker run --ulimit nofile=1048576:1048576 -p 1883:1883 -p 9464:9464 -v mqtt-data:/app/data mqtt-broker
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
@@ -16,6 +16,12 @@ WORKDIR /app
 COPY --from=build /app ./
 # Defaults for every key; override with environment variables, e.g. -e Broker__KeepAlive__MaxSeconds=300.
 COPY appsettings.json ./
+# The persistent store (docs/persistence.md): a directory the unprivileged user owns, declared a volume so that it
+# outlives the container (docker run -v mqtt-data:/app/data ...). A new named volume takes this owner. Without
+# persistence: -e Broker__Persistence__Enabled=false.
+RUN mkdir -p /app/data && chown $APP_UID /app/data
+ENV Broker__Persistence__Path=/app/data
+VOLUME /app/data
 # The aspnet image's unprivileged user "app"; 1883 and 9464 are above 1024, so no capability is needed.
 USER $APP_UID
 EXPOSE 1883 9464
