@@ -89,8 +89,8 @@ public sealed class DockerfileTests
         var volume = Instructions.Single(i => i.Stage == finalStage && i.Keyword == "VOLUME");
         Assert.Equal(path, volume.Arguments);
         // Created and handed to the user before USER: a new named volume copies the directory's owner.
-        int chown = Instructions.FindIndex(i => i.Stage == finalStage && i.Keyword == "RUN" && i.Arguments.Contains($"chown $APP_UID {path}", StringComparison.Ordinal));
-        int user = Instructions.FindIndex(i => i.Stage == finalStage && i.Keyword == "USER");
+        int chown = Instructions.ToList().FindIndex(i => i.Stage == finalStage && i.Keyword == "RUN" && i.Arguments.Contains($"chown $APP_UID {path}", StringComparison.Ordinal));
+        int user = Instructions.ToList().FindIndex(i => i.Stage == finalStage && i.Keyword == "USER");
         Assert.True(chown >= 0 && chown < user, "the store directory is created and chowned before USER");
     }
 
