@@ -100,9 +100,11 @@ internal sealed class SessionStore
             {
                 Discard(session);
             }
-            else
+            else if (_sessions.TryGetValue(session.ClientId, out var current) && ReferenceEquals(current, session))
             {
                 // HOOK(persist2): the session stays, with its disconnect time (the start of its expiry after a restart).
+                // Not one that a Clean Start discarded while its connection was still open: the client id's row on disk
+                // belongs to the new session.
                 session.UpdateJournal(_journal, connected: false);
             }
             if (session.ExpiryIntervalSeconds is not (0 or uint.MaxValue))

@@ -191,6 +191,21 @@ public sealed class SessionJournalTests : IDisposable
     }
 
     [Fact]
+    public void The_old_connection_of_a_session_discarded_by_Clean_Start_writes_nothing_when_it_ends_after_the_takeover()
+    {
+        var first = new Owner();
+        var old = _sessions.Attach("k", cleanStart: false, expiryIntervalSeconds: 60, first, out _, out _);
+        _router.Subscribe(new Subscription(old, "k/#", QualityOfService.AtLeastOnce, false, false, RetainHandling.SendAtSubscribe, null));
+        _store.Clear();
+
+        _sessions.Attach("k", cleanStart: true, expiryIntervalSeconds: 60, new Owner(), out _, out _);
+        _sessions.Detach(old, first);
+
+        // Not the discarded session written back over the new one.
+        Assert.Equal(["DeleteSession k", "UpsertSession k 60 connected"], _store.Describe());
+    }
+
+    [Fact]
     public void Session_expiry_deletes_the_session_from_the_store()
     {
         var owner = new Owner();
