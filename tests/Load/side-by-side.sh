@@ -3,9 +3,11 @@
 # in one session. Run from anywhere; needs
 #   dotnet publish -c Release src/Broker -o /tmp/brokerbin && dotnet build -c Release tests/Load
 #   apt-get install -y mosquitto
-# usage: tests/Load/side-by-side.sh OUTDIR [hold silent connect storm fanout0 fanin0 fanout0paced pairs1]
-# env: SMALL=1 (tiny sizes, a dry run), DUR=S (hold seconds, 60), BROKERS="ours mosquitto",
-#      OURS_ENV="NAME=VALUE ..." (environment of our broker, for runtime-setting variants)
+# usage: tests/Load/side-by-side.sh OUTDIR [hold silent connect storm fanout0 fanin0 fanout0paced pairs1 pairs1p]
+# env: SMALL=1 (tiny sizes, a dry run), DUR=S (hold seconds, 60), BROKERS="ours mosquitto" (also: ours-off, ours
+#      without persistence), OURS_ENV="NAME=VALUE ..." (environment of our broker, for runtime-setting variants)
+# Our broker gets a fresh store in OUTDIR for every run; pairs1p (persistent sessions) runs Mosquitto with
+# `persistence true` in a store of its own in OUTDIR.
 # Every broker started here is stopped here; each load run stops itself (its deadline) and is
 # bounded by `timeout 100` on top.
 set -u
@@ -20,10 +22,21 @@ SCENARIOS=${*:-hold silent connect storm fanout0 fanin0 fanout0paced pairs1}
 
 wait_port() { for _ in $(seq 1 100); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done; echo "port $1 not listening" >&2; return 1; }
 
-start_broker() { # ours|mosquitto name
-  if [ "$1" = ours ]; then
-    env ${OURS_ENV:-} "$OURS" --Broker:Tcp:Port=18831 --Broker:Tcp:Address=127.0.0.1 --Logging:LogLevel:Default=Warning > "$OUT/$2-ours.broker.log" 2>&1 &
+start_broker() { # ours|ours-off|mosquitto name
+  if [ "$1" = ours ] || [ "$1" = ours-off ]; then
+    rm -rf "$OUT/store-$2-$1"
+    local persistence=--Broker:Persistence:Path="$OUT/store-$2-$1"
+    [ "$1" = ours-off ] && persistence=--Broker:Persistence:Enabled=false
+    env ${OURS_ENV:-} "$OURS" --Broker:Tcp:Port=18831 --Broker:Tcp:Address=127.0.0.1 --Logging:LogLevel:Default=Warning "$persistence" > "$OUT/$2-$1.broker.log" 2>&1 &
     PORT=18831
+  elif [ "$2" = pairs1p ]; then
+    # Mosquitto's own persistence: an in-memory broker that writes its state to mosquitto.db at autosave_interval and
+    # at shutdown (no fsync per acknowledged message).
+    rm -rf "$OUT/mosquitto-store" && mkdir -p "$OUT/mosquitto-store"
+    { cat tests/Load/mosquitto.conf | grep -v '^persistence'; echo "persistence true"; echo "persistence_location $OUT/mosquitto-store/"; \
+      echo "max_queued_messages 1000"; } > "$OUT/mosquitto-persist.conf"
+    mosquitto -c "$OUT/mosquitto-persist.conf" > "$OUT/$2-mosquitto.broker.log" 2>&1 &
+    PORT=18830
   else
     mosquitto -c tests/Load/mosquitto.conf > "$OUT/$2-mosquitto.broker.log" 2>&1 &
     PORT=18830
@@ -66,6 +79,8 @@ for scenario in $SCENARIOS; do
       fanin0) run fanin0 $broker pubsub --mode fan-in --clients $(n 501 51) --qos 0 --duration 10 --rate 0 --drain 5 ;;
       fanout0paced) run fanout0paced $broker pubsub --mode fan-out --clients $(n 501 51) --qos 0 --duration 10 --rate 200 --drain 5 ;;
       pairs1) run pairs1 $broker pubsub --mode pairs --clients $(n 1000 100) --qos 1 --duration 10 --rate 0 --drain 5 ;;
+      # The same with persistent sessions: every message is written for its subscriber's session before the PUBACK.
+      pairs1p) run pairs1p $broker pubsub --mode pairs --clients $(n 1000 100) --qos 1 --duration 10 --rate 0 --drain 5 --clean-start false ;;
       *) echo "unknown scenario $scenario" >&2 ;;
     esac
   done
