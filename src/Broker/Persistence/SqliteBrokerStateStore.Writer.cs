@@ -13,6 +13,9 @@ internal sealed partial class SqliteBrokerStateStore
     // Writer thread only (and Open, before it starts).
     private readonly HashSet<long> _messagesWritten = [];
     private readonly HashSet<long> _messagesReleased = [];
+    // Which operations of the batch being committed cancel out (FindCancelled), and the queue entries it tracks.
+    private bool[] _cancelled = new bool[64];
+    private readonly Dictionary<(string ClientId, long Sequence), EntryOperations> _entries = [];
     private Statements? _sql;
     private bool _failedForGood;
     private long _maxPageCountForTest;
@@ -194,9 +197,14 @@ internal sealed partial class SqliteBrokerStateStore
         sql.Begin.ExecuteNonQuery();
         _messagesWritten.Clear();
         _messagesReleased.Clear();
-        foreach (ref readonly var op in batch.Operations)
+        var operations = batch.Operations;
+        bool cancelling = batch.HasRemoveOutbound && FindCancelled(operations);
+        for (int i = 0; i < operations.Length; i++)
         {
-            Apply(sql, op);
+            if (!cancelling || !_cancelled[i])
+            {
+                Apply(sql, operations[i]);
+            }
         }
         // A message row goes with the last queue entry that referred to it.
         foreach (long id in _messagesReleased)
@@ -206,6 +214,83 @@ internal sealed partial class SqliteBrokerStateStore
         }
         sql.Commit.ExecuteNonQuery();
     }
+
+    /// <summary>
+    /// A queue entry enqueued and removed again within one batch (the usual life of a message for a subscriber that is
+    /// online: queued, sent, acknowledged within a few milliseconds) needs no write at all: its Enqueue, MarkInflight,
+    /// MarkReleased and RemoveOutbound are skipped, and its message row is not written unless another queue keeps it.
+    /// The store ends the batch in the state applying them all would leave. Returns whether anything cancels.
+    /// </summary>
+    private bool FindCancelled(ReadOnlySpan<StoreOperation> operations)
+    {
+        if (_cancelled.Length < operations.Length)
+        {
+            _cancelled = new bool[Math.Max(operations.Length, _cancelled.Length * 2)];
+        }
+        Array.Clear(_cancelled, 0, operations.Length);
+        _entries.Clear();
+        bool any = false;
+        for (int i = 0; i < operations.Length; i++)
+        {
+            ref readonly var op = ref operations[i];
+            switch (op.Kind)
+            {
+                case StoreOperationKind.Enqueue:
+                    // The latest Enqueue of a key: a later session of the same client id may reuse a sequence.
+                    _entries[(op.ClientId!, op.Sequence)] = new EntryOperations(i, -1, -1);
+                    break;
+                case StoreOperationKind.MarkInflight when _entries.TryGetValue((op.ClientId!, op.Sequence), out var entry):
+                    _entries[(op.ClientId!, op.Sequence)] = entry with { Inflight = i };
+                    break;
+                case StoreOperationKind.MarkReleased when _entries.TryGetValue((op.ClientId!, op.Sequence), out var entry):
+                    _entries[(op.ClientId!, op.Sequence)] = entry with { Released = i };
+                    break;
+                case StoreOperationKind.RemoveOutbound when _entries.Remove((op.ClientId!, op.Sequence), out var entry):
+                    _cancelled[entry.Enqueue] = true;
+                    if (entry.Inflight >= 0)
+                    {
+                        _cancelled[entry.Inflight] = true;
+                    }
+                    if (entry.Released >= 0)
+                    {
+                        _cancelled[entry.Released] = true;
+                    }
+                    _cancelled[i] = true;
+                    any = true;
+                    break;
+                case StoreOperationKind.DeleteSession:
+                    // Entries enqueued before it are deleted with the session: a removal after it pairs with nothing.
+                    RemoveEntriesOf(op.ClientId!);
+                    break;
+            }
+        }
+        return any;
+    }
+
+    private void RemoveEntriesOf(string clientId)
+    {
+        if (_entries.Count == 0)
+        {
+            return;
+        }
+        List<(string, long)>? gone = null;
+        foreach (var key in _entries.Keys)
+        {
+            if (string.Equals(key.Item1, clientId, StringComparison.Ordinal))
+            {
+                (gone ??= []).Add(key);
+            }
+        }
+        if (gone is not null)
+        {
+            foreach (var key in gone)
+            {
+                _entries.Remove(key);
+            }
+        }
+    }
+
+    private readonly record struct EntryOperations(int Enqueue, int Inflight, int Released);
 
     private void Apply(Statements sql, in StoreOperation op)
     {
