@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using HdrHistogram;
+using HdrHistogram.Encoding;
 using HdrHistogram.Utilities;
 
 namespace Broker.Load;
@@ -78,7 +79,10 @@ internal sealed class LatencyHistogram
     public HistogramData ToData()
     {
         var buffer = ByteBuffer.Allocate(_histogram.GetNeededByteBufferCapacity());
-        int length = _histogram.EncodeIntoCompressedByteBuffer(buffer);
+        // Uncompressed: HdrHistogram.NET 2.5.0's compressed form does not always decode again (its inflating read
+        // stops at a compression block boundary: "The buffer does not contain the indicated payload amount",
+        // HdrHistogram.NET #99), which crashed pairs runs at high rates. The JSON is a little larger.
+        int length = _histogram.Encode(buffer, HistogramEncoderV2.Instance);
         // ByteBuffer copies what it is given and has no accessor for its array: read the encoding back.
         buffer.Position = 0;
         byte[] encoded = new byte[length];
@@ -97,7 +101,7 @@ internal sealed class LatencyHistogram
             return histogram;
         }
 
-        var decoded = HistogramEncoding.DecodeFromCompressedByteBuffer(ByteBuffer.Allocate(Convert.FromBase64String(data.Encoded)), HighestTrackableMicros);
+        var decoded = HistogramEncoding.DecodeFromByteBuffer(ByteBuffer.Allocate(Convert.FromBase64String(data.Encoded)), HighestTrackableMicros, null);
         histogram._histogram.Add(decoded);
         histogram._count = data.Count;
         histogram._sum = data.Sum;
