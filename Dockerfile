@@ -1,5 +1,5 @@
 # MQTT broker image. Build from the repository root: docker build -t mqtt-broker .
-# Run: docker run --ulimit nofile=1048576:1048576 -p 1883:1883 -p 9464:9464 \
+# Run: docker run --ulimit nofile=1048576:1048576 -p 1883:1883 -p 9464:9464 -v mqtt-data:/app/data \
 #        -v /etc/broker:/etc/broker:ro -e Broker__Auth__PasswordFile=/etc/broker/passwd mqtt-broker
 # Clients reach a container from the bridge's address, not from loopback: anonymous clients are refused unless
 # Broker__Auth__AllowAnonymous=true (a try-out) is set; give them credentials instead (docs/security.md).
@@ -19,6 +19,12 @@ WORKDIR /app
 COPY --from=build /app ./
 # Defaults for every key; override with environment variables, e.g. -e Broker__KeepAlive__MaxSeconds=300.
 COPY appsettings.json ./
+# The persistent store (docs/persistence.md): a directory the unprivileged user owns, declared a volume so that it
+# outlives the container (docker run -v mqtt-data:/app/data ...). A new named volume takes this owner. Without
+# persistence: -e Broker__Persistence__Enabled=false.
+RUN mkdir -p /app/data && chown $APP_UID /app/data
+ENV Broker__Persistence__Path=/app/data
+VOLUME /app/data
 # The aspnet image's unprivileged user "app"; every port is above 1024, so no capability is needed.
 USER $APP_UID
 # MQTT, metrics; TLS and WebSocket when enabled (Broker__Tls__Enabled, Broker__WebSocket__Enabled).

@@ -11,8 +11,9 @@ public sealed class LoadCommandLineTests
         var o = LoadOptionsParser.Parse(["pubsub", "--host", "127.0.0.1", "--port", "18831", "--clients", "40", "--keepalive", "30", "--mqtt", "5",
             "--duration", "2.5", "--rate", "100", "--max-pending", "7", "--connect-timeout", "3", "--qos", "1", "--payload", "32", "--mode", "fan-out",
             "--publishers", "2", "--subscribers", "9", "--max-inflight", "4", "--drain", "1", "--json-out", "r.json", "--report", "r.html",
-            "--deadline", "60", "--no-progress"]);
+            "--deadline", "60", "--no-progress", "--clean-start", "false"]);
         Assert.Equal(Scenario.PubSub, o.Scenario);
+        Assert.False(o.CleanStart);
         Assert.Equal(18831, o.Port);
         Assert.Equal(40, o.Clients);
         Assert.Equal(30, o.KeepAliveSeconds);
@@ -70,7 +71,8 @@ public sealed class LoadCommandLineTests
         string help = writer.ToString();
         foreach (var flag in new[] { "--host", "--port", "--clients", "--keepalive", "--mqtt", "--duration", "--rate", "--max-pending", "--connect-timeout",
             "--silent-fraction", "--silence-window", "--broker-pid", "--qos", "--payload", "--mode", "--publishers", "--subscribers", "--max-inflight",
-            "--drain", "--drop", "--workers", "--clients-per-worker", "--source-base", "--json-out", "--report", "--deadline", "--no-progress" })
+            "--drain", "--drop", "--workers", "--clients-per-worker", "--source-base", "--json-out", "--report", "--deadline", "--no-progress",
+            "--clean-start" })
         {
             Assert.Contains(flag, help);
         }

@@ -25,7 +25,7 @@ public sealed class ScenarioSmokeTests
     [Fact]
     public async Task Connect_all_clients_connect()
     {
-        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
+        await using BrokerInstance broker = await StartBrokerAsync();
 
         LoadReport report = await RunAsync(broker, "connect", "--clients", Clients, "--rate", 0, "--keepalive", 30);
 
@@ -38,7 +38,7 @@ public sealed class ScenarioSmokeTests
     [Fact]
     public async Task Hold_every_ping_is_answered_and_nobody_is_dropped()
     {
-        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
+        await using BrokerInstance broker = await StartBrokerAsync();
 
         LoadReport report = await RunAsync(broker, "hold", "--clients", Clients, "--keepalive", 2, "--duration", 3, "--rate", 0);
 
@@ -56,7 +56,7 @@ public sealed class ScenarioSmokeTests
     [Fact]
     public async Task Silent_clients_are_closed_at_one_and_a_half_keep_alives_and_healthy_ones_stay()
     {
-        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
+        await using BrokerInstance broker = await StartBrokerAsync();
         const int keepAlive = 2;
 
         LoadReport report = await RunAsync(broker, "silent", "--clients", Clients, "--keepalive", keepAlive, "--duration", 1,
@@ -82,7 +82,7 @@ public sealed class ScenarioSmokeTests
     [InlineData("fin")]
     public async Task Reconnect_storm_everyone_comes_back(string drop)
     {
-        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
+        await using BrokerInstance broker = await StartBrokerAsync();
 
         LoadReport report = await RunAsync(broker, "reconnect-storm", "--clients", Clients, "--keepalive", 30, "--max-pending", 0, "--drop", drop);
 
@@ -101,7 +101,7 @@ public sealed class ScenarioSmokeTests
     [InlineData("pairs", 300, 3000)]
     public async Task PubSub_qos1_loses_and_duplicates_nothing(string mode, int clients, int rate)
     {
-        await using BrokerInstance broker = await BrokerInstance.StartAsync(minimumLogLevel: LogLevel.Warning);
+        await using BrokerInstance broker = await StartBrokerAsync();
 
         LoadReport report = await RunAsync(broker, "pubsub", "--mode", mode, "--clients", clients, "--qos", 1, "--rate", rate,
             "--duration", 2, "--keepalive", 30);
@@ -119,6 +119,10 @@ public sealed class ScenarioSmokeTests
         Assert.Equal(0, report.Counter("unexpectedPublish"));
         AssertClean(broker, report);
     }
+
+    // The scenarios use clean sessions, which the store never sees: no store, so that it is not what they measure.
+    private static Task<BrokerInstance> StartBrokerAsync() => BrokerInstance.StartAsync(
+        new Dictionary<string, string?> { ["Broker:Persistence:Enabled"] = "false" }, minimumLogLevel: LogLevel.Warning);
 
     private static async Task<LoadReport> RunAsync(BrokerInstance broker, string scenario, params object[] flags)
     {

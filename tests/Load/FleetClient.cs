@@ -50,7 +50,7 @@ internal sealed class FleetClient : IFrameHandler
         _receive = new ReceiveBuffer(receiveSlab, receiveOffset, receiveCapacity);
         _version = fleet.Options.ProtocolVersion;
         // Encoded once: reconnect storms resend the same bytes.
-        _connect = Wire.Connect(_version, clientId, (ushort)fleet.Options.KeepAliveSeconds, cleanStart: true);
+        _connect = Wire.Connect(_version, clientId, (ushort)fleet.Options.KeepAliveSeconds, fleet.Options.CleanStart);
         _onCompleted = OnCompleted;
     }
 

@@ -79,9 +79,9 @@ internal sealed class LatencyHistogram
     public HistogramData ToData()
     {
         // Encoded from a copy: clients may still record (idle pingers, late deliveries) while the report is built, and
-        // encoding a histogram that changes underneath gives a payload that does not decode.
-        // The V2 encoding without its deflate wrapper: HdrHistogram.NET 2.5 cannot decode its own compressed form once
-        // the payload is large (about a million samples: "the buffer does not contain the indicated payload amount").
+        // encoding a histogram that changes underneath gives a payload that does not decode. Uncompressed:
+        // HdrHistogram.NET 2.5.0's compressed form does not always decode again (its inflating read stops at a
+        // compression block boundary: "The buffer does not contain the indicated payload amount", HdrHistogram.NET #99).
         var snapshot = _histogram.Copy();
         var buffer = ByteBuffer.Allocate(snapshot.GetNeededByteBufferCapacity());
         int length = snapshot.Encode(buffer, HistogramEncoderV2.Instance);
@@ -103,7 +103,7 @@ internal sealed class LatencyHistogram
             return histogram;
         }
 
-        var decoded = HistogramEncoding.DecodeFromByteBuffer(ByteBuffer.Allocate(Convert.FromBase64String(data.Encoded)), HighestTrackableMicros);
+        var decoded = HistogramEncoding.DecodeFromByteBuffer(ByteBuffer.Allocate(Convert.FromBase64String(data.Encoded)), HighestTrackableMicros, null);
         histogram._histogram.Add(decoded);
         histogram._count = data.Count;
         histogram._sum = data.Sum;

@@ -29,6 +29,8 @@ internal sealed record LoadOptions
     public int Clients { get; init; } = 100;
     public int KeepAliveSeconds { get; init; } = 60;
     public byte ProtocolVersion { get; init; } = Wire.Mqtt311;
+    /// <summary>False: persistent sessions (3.1.1 Clean Session 0; 5.0 Clean Start 0 with a one-hour Session Expiry Interval).</summary>
+    public bool CleanStart { get; init; } = true;
     public double DurationSeconds { get; init; } = 10;
     public double Rate { get; init; }
     public int MaxPendingConnects { get; init; } = 1000;
@@ -157,6 +159,7 @@ internal static class LoadOptionsParser
         ("--clients", "N", "number of clients (pubsub: see --publishers) [100]"),
         ("--keepalive", "K", "keep-alive seconds sent in CONNECT and ping period [60]"),
         ("--mqtt", "3|5", "protocol: 3 = 3.1.1, 5 = 5.0 [3]"),
+        ("--clean-start", "true|false", "false: persistent sessions (5.0: Session Expiry Interval 3600), e.g. to measure a broker's persistence [true]"),
         ("--duration", "S", "hold / warm-up / publish time in seconds [10]"),
         ("--rate", "R", "connects per second (connect phases), or publishes per second in total (pubsub); 0 = unlimited [0]"),
         ("--max-pending", "N", "connects in flight at once; 0 = unlimited [1000]"),
@@ -269,6 +272,12 @@ internal static class LoadOptionsParser
             "3" or "3.1.1" or "4" => Wire.Mqtt311,
             "5" or "5.0" => Wire.Mqtt5,
             var v => throw new OptionsException($"--mqtt must be 3 or 5, not '{v}'"),
+        } },
+        "--clean-start" => options with { CleanStart = value switch
+        {
+            "true" => true,
+            "false" => false,
+            var v => throw new OptionsException($"--clean-start must be true or false, not '{v}'"),
         } },
         "--duration" => options with { DurationSeconds = Double(flag, value, 0, 86_400) },
         "--rate" => options with { Rate = Double(flag, value, 0, 10_000_000) },

@@ -27,6 +27,7 @@ internal static class Wire
 
     public static MqttProtocolVersion Version(byte protocolLevel) => (MqttProtocolVersion)protocolLevel;
 
+    /// <summary>CONNECT; without Clean Start, a 5.0 session is kept for an hour (3.1.1: as long as the broker keeps Clean Session 0 sessions).</summary>
     public static byte[] Connect(byte version, string clientId, ushort keepAliveSeconds, bool cleanStart) =>
         Encode(new ConnectPacket
         {
@@ -34,6 +35,7 @@ internal static class Wire
             ClientId = clientId,
             KeepAliveSeconds = keepAliveSeconds,
             CleanStart = cleanStart,
+            Properties = !cleanStart && version == Mqtt5 ? new MqttProperties { SessionExpiryInterval = 3600 } : null,
         }, Version(version));
 
     public static ReadOnlySpan<byte> Disconnect(byte version) => version == Mqtt5 ? s_disconnect5 : s_disconnect311;

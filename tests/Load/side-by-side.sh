@@ -3,12 +3,14 @@
 # in one session. Run from anywhere; needs
 #   dotnet publish -c Release src/Broker -o /tmp/brokerbin && dotnet build -c Release tests/Load
 #   apt-get install -y mosquitto
-# usage: tests/Load/side-by-side.sh OUTDIR [hold silent connect storm fanout0 fanin0 fanout0paced pairs1
+# usage: tests/Load/side-by-side.sh OUTDIR [hold silent connect storm fanout0 fanin0 fanout0paced pairs1 pairs1p
 #                                           ovpairs1 ovfanin0 ovfanin1 ovstall ovstallbase]
-# env: SMALL=1 (tiny sizes, a dry run), DUR=S (hold seconds, 60), BROKERS="ours mosquitto",
-#      OURS_ENV="NAME=VALUE ..." (environment of our broker, for runtime-setting variants),
-#      OURS_ARGS="--Broker:... ..." (extra arguments; default: persistence off, like the Mosquitto config, and
-#      the metrics endpoint on an ephemeral port)
+# env: SMALL=1 (tiny sizes, a dry run), DUR=S (hold seconds, 60), BROKERS="ours mosquitto" (also: ours-off, ours
+#      without persistence), OURS_ENV="NAME=VALUE ..." (environment of our broker, for runtime-setting variants),
+#      OURS_ARGS="--Broker:... ..." (extra arguments of our broker)
+# Our broker gets a fresh store in OUTDIR for every run (the load tool's clients use clean sessions unless
+# --clean-start false, so it writes nothing); pairs1p (persistent sessions) runs Mosquitto with
+# `persistence true` in a store of its own in OUTDIR.
 # Every broker started here is stopped here; each load run stops itself (its deadline) and is
 # bounded by `timeout 100` on top.
 set -u
@@ -23,11 +25,21 @@ SCENARIOS=${*:-hold silent connect storm fanout0 fanin0 fanout0paced pairs1}
 
 wait_port() { for _ in $(seq 1 100); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done; echo "port $1 not listening" >&2; return 1; }
 
-start_broker() { # ours|mosquitto name
-  if [ "$1" = ours ]; then
-    env ${OURS_ENV:-} "$OURS" --Broker:Tcp:Port=18831 --Broker:Tcp:Address=127.0.0.1 --Logging:LogLevel:Default=Warning \
-      ${OURS_ARGS:---Broker:Persistence:Enabled=false --Broker:Metrics:Port=0} > "$OUT/$2-ours.broker.log" 2>&1 &
+start_broker() { # ours|ours-off|mosquitto name
+  if [ "$1" = ours ] || [ "$1" = ours-off ]; then
+    rm -rf "$OUT/store-$2-$1"
+    local persistence=--Broker:Persistence:Path="$OUT/store-$2-$1"
+    [ "$1" = ours-off ] && persistence=--Broker:Persistence:Enabled=false
+    env ${OURS_ENV:-} "$OURS" --Broker:Tcp:Port=18831 --Broker:Tcp:Address=127.0.0.1 --Logging:LogLevel:Default=Warning --Broker:Metrics:Port=0 "$persistence" ${OURS_ARGS:-} > "$OUT/$2-$1.broker.log" 2>&1 &
     PORT=18831
+  elif [ "$2" = pairs1p ]; then
+    # Mosquitto's own persistence: an in-memory broker that writes its state to mosquitto.db at autosave_interval and
+    # at shutdown (no fsync per acknowledged message).
+    rm -rf "$OUT/mosquitto-store" && mkdir -p "$OUT/mosquitto-store"
+    { cat tests/Load/mosquitto.conf | grep -v '^persistence'; echo "persistence true"; echo "persistence_location $OUT/mosquitto-store/"; \
+      echo "max_queued_messages 1000"; } > "$OUT/mosquitto-persist.conf"
+    mosquitto -c "$OUT/mosquitto-persist.conf" > "$OUT/$2-mosquitto.broker.log" 2>&1 &
+    PORT=18830
   else
     mosquitto -c tests/Load/mosquitto.conf > "$OUT/$2-mosquitto.broker.log" 2>&1 &
     PORT=18830
@@ -70,13 +82,8 @@ for scenario in $SCENARIOS; do
       fanin0) run fanin0 $broker pubsub --mode fan-in --clients $(n 501 51) --qos 0 --duration 10 --rate 0 --drain 5 ;;
       fanout0paced) run fanout0paced $broker pubsub --mode fan-out --clients $(n 501 51) --qos 0 --duration 10 --rate 200 --drain 5 ;;
       pairs1) run pairs1 $broker pubsub --mode pairs --clients $(n 1000 100) --qos 1 --duration 10 --rate 0 --drain 5 ;;
-      # Overload (docs/overload.md): unpaced publishers, with 1,000 idle clients pinging every 5 s beside them.
-      ovpairs1) run ovpairs1 $broker pubsub --mode pairs --clients 100 --qos 1 --max-inflight 64 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
-      ovfanin0) run ovfanin0 $broker pubsub --mode fan-in --clients 101 --qos 0 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
-      ovfanin1) run ovfanin1 $broker pubsub --mode fan-in --clients 101 --qos 1 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
-      # A subscriber that stops reading for 30 s while 100 others receive paced traffic, and the same run without it.
-      ovstall) run ovstall $broker pubsub --mode fan-out --clients 102 --qos 0 --duration 40 --rate 100 --drain 10 --stall-subscribers 1 --stall-seconds 30 --stall-at 5 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
-      ovstallbase) run ovstallbase $broker pubsub --mode fan-out --clients 102 --qos 0 --duration 40 --rate 100 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      # The same with persistent sessions: every message is written for its subscriber's session before the PUBACK.
+      pairs1p) run pairs1p $broker pubsub --mode pairs --clients $(n 1000 100) --qos 1 --duration 10 --rate 0 --drain 5 --clean-start false ;;
       *) echo "unknown scenario $scenario" >&2 ;;
     esac
   done

@@ -177,13 +177,8 @@ internal sealed partial class MqttConnection
             };
             ack.Properties = ackProps;
         }
-        WritePacket(ack);
-        if (sessionPresent)
-        {
-            // Before _connected: until then the send loop does not take queued messages, so a message it
-            // takes now cannot also be found in flight here and be sent twice [MQTT-4.4.0-1].
-            ResendInflight(session);
-        }
+        // CONNACK and the resend of in-flight messages, after the store when the CONNECT wrote to it.
+        SendConnAck(ack, session, sessionPresent);
         _connected = true;
 
         var timeout = negotiation.EffectiveSeconds == 0 ? TimeSpan.Zero : _services.KeepAlivePolicy.KeepAliveTimeout(negotiation.EffectiveSeconds);

@@ -99,8 +99,9 @@ internal sealed partial class MqttConnection
 
         if (view.QoS != QualityOfService.AtMostOnce)
         {
+            // Acknowledged once what it wrote to the persistent store is durable.
             WritePublishResponse(view.QoS == QualityOfService.AtLeastOnce ? PacketType.PubAck : PacketType.PubRec, view.PacketId,
-                matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success);
+                matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success, afterStore: PublishNeedsStore(view.QoS));
         }
         return true;
     }
@@ -151,6 +152,7 @@ internal sealed partial class MqttConnection
             ReceivedTimestamp = _services.Time.GetTimestamp(),
         };
         router.Deliver(message, routeBuffer, out var congested);
+        OnPublishRouted(message); // 
         routeBuffer.Reset(null);
         if (congested is not null)
         {
@@ -240,16 +242,8 @@ internal sealed partial class MqttConnection
             }
         }
         // [MQTT-3.8.4-1] SUBACK before the retained messages.
-        WritePacket(new SubAckPacket { PacketId = subscribe.PacketId, ReasonCodes = codes });
-        if (retainedToSend is not null)
-        {
-            int[]? ids = subscriptionId is { } sid ? [sid] : null;
-            foreach (var (message, qos) in retainedToSend)
-            {
-                // [MQTT-3.3.1-8] retained messages sent on subscribe carry the retain flag.
-                router.EnqueueRetainedReplay(session, new OutboundMessage(message, qos, Retain: true, ids));
-            }
-        }
+        // both once the subscriptions of a persistent session are durable (MqttConnection.Persistence.cs).
+        SendSubAck(subscribe, codes, retainedToSend, subscriptionId);
         if (replayDropped > 0)
         {
             _services.Metrics.MessageDropped(Diagnostics.DropReason.QueueFull, replayDropped);
@@ -266,6 +260,7 @@ internal sealed partial class MqttConnection
             codes[i] = existed ? (byte)ReasonCode.Success : (byte)ReasonCode.NoSubscriptionExisted;
         }
         // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
-        WritePacket(new UnsubAckPacket { PacketId = unsubscribe.PacketId, ReasonCodes = V5 ? codes : [] });
+        // a persistent session's removal is durable first (else it comes back after a restart).
+        WriteReply(new UnsubAckPacket { PacketId = unsubscribe.PacketId, ReasonCodes = V5 ? codes : [] }, afterStore: _session!.IsPersistent);
     }
 }

@@ -109,12 +109,20 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
         RequestFlush();
     }
 
-    /// <summary>PUBACK/PUBREC/PUBREL/PUBCOMP without allocating (3.1.1 has no reason code: it is left out there).</summary>
-    private void WritePublishResponse(PacketType type, ushort packetId, ReasonCode reasonCode)
+    /// <summary>
+    /// PUBACK/PUBREC/PUBREL/PUBCOMP without allocating (3.1.1 has no reason code: it is left out there).
+    /// <paramref name="afterStore"/>: what it acknowledges was written to the persistent store, so it goes out once
+    /// that is durable; and any response goes out after those already waiting (MqttConnection.Persistence.cs).
+    /// </summary>
+    private void WritePublishResponse(PacketType type, ushort packetId, ReasonCode reasonCode, bool afterStore = false)
     {
         lock (this)
         {
             if (_writesClosed)
+            {
+                return;
+            }
+            if ((afterStore || RepliesWaiting) && WaitForStoreLocked(StoreReply.ForPublishResponse(type, packetId, reasonCode, afterStore)))
             {
                 return;
             }
@@ -245,7 +253,8 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     {
         lock (this)
         {
-            if (!_writesClosed && _connected)
+            // Queued messages follow the CONNACK, which may wait for the store.
+            if (!_writesClosed && _connected && !ConnAckWaiting)
             {
                 WritePendingMessagesLocked();
             }
@@ -420,6 +429,11 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
             if (!session.TryTakeNext(this, window, _services.Router.QueueLimits, out var message, out ushort packetId))
             {
                 return;
+            }
+            // A QoS 2 PUBLISH of a persistent session goes out once its packet id is durable.
+            if (HoldPublishForStoreLocked(session, message, packetId))
+            {
+                continue;
             }
             WritePublishLocked(session, message, packetId, dup: false);
         }

@@ -223,12 +223,16 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
                 break;
             case PacketType.PubRec:
                 bool known = session.Release(packetId);
-                WritePublishResponse(PacketType.PubRel, packetId, known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
+                // A PUBREL sent before "released" is durable would let a restart resend the PUBLISH.
+                WritePublishResponse(PacketType.PubRel, packetId, known || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
+                    afterStore: known && session.IsPersistent);
                 return true;
             case PacketType.PubRel:
                 bool pending = session.RemoveInboundQoS2(packetId);
                 // [MQTT-4.3.3-11] PUBCOMP for every PUBREL, even a repeated one.
-                WritePublishResponse(PacketType.PubComp, packetId, pending || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound);
+                // A stale stored id would swallow the next message that reuses it after a restart.
+                WritePublishResponse(PacketType.PubComp, packetId, pending || !V5 ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound,
+                    afterStore: pending && session.IsPersistent);
                 return true;
         }
         // A completed message frees a slot of the in-flight window: more may be sent.

@@ -34,6 +34,8 @@ internal enum DisconnectCause
     PartialPacketTimeout,
     /// <summary>An operator disconnected the client (admin API).</summary>
     AdministrativeAction,
+    /// <summary>The persistent store could not make durable what a reply to the client promises (disk full, I/O error).</summary>
+    StoreUnavailable,
 }
 
 internal enum ConnectResult

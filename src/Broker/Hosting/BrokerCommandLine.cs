@@ -13,8 +13,8 @@ namespace Broker.Hosting;
 /// The broker's command line (System.CommandLine): run the broker (no arguments), <c>--help</c>, <c>--version</c>,
 /// <c>--print-config</c>, <c>--healthcheck</c>, <c>-p PORT</c>, and configuration overrides in the .NET form
 /// (<c>--Broker:Tcp:Port=1883</c>). Other areas add subcommands with <see cref="Add"/> before <see cref="RunAsync"/>.
-/// Exit codes: 0 done, 1 unexpected failure or unhealthy, 2 command line or configuration invalid, 3 a listener
-/// could not bind.
+/// Exit codes: 0 done, 1 unexpected failure or unhealthy, 2 command line or configuration invalid or the persistent
+/// store unusable, 3 a listener could not bind.
 /// </summary>
 internal sealed class BrokerCommandLine
 {
@@ -131,7 +131,7 @@ internal sealed class BrokerCommandLine
             {
                 await _error.WriteLineAsync($"Cannot start: {failure}").ConfigureAwait(false);
             }
-            return failures.Count > 0 ? ExitCannotListen : ExitOk;
+            return failures.Count > 0 ? startupFailures.ExitCode : ExitOk;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -201,7 +201,7 @@ internal sealed class BrokerCommandLine
             }
             output.WriteLine("  Logging:LogLevel:Default                     Information (standard .NET logging keys)");
             output.WriteLine();
-            output.WriteLine("Exit codes: 0 stopped normally, 1 unexpected failure or unhealthy, 2 invalid command line or configuration, 3 cannot listen.");
+            output.WriteLine("Exit codes: 0 stopped normally, 1 unexpected failure or unhealthy, 2 invalid command line or configuration or unusable persistent store, 3 cannot listen.");
             return result;
         }
     }

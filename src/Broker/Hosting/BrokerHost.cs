@@ -154,8 +154,14 @@ internal static class BrokerHost
         services.TryAddSingleton<IClientDirectory, ConnectionClientDirectory>();
         services.TryAddSingleton<MeterTotals>();
         services.TryAddSingleton(sp => new Lazy<MeterTotals>(sp.GetRequiredService<MeterTotals>));
-        AddPersistence(services, configuration);
+        bool persistence = AddPersistence(services, configuration);
         AddMetricsEndpoint(services, configuration);
+        if (persistence)
+        {
+            // After /healthz (alive while a large store is read), before $SYS and the MQTT listener: every session and
+            // retained message is back before the first client or the first $SYS publication can see the broker.
+            services.AddHostedService(sp => sp.GetRequiredService<PersistenceStartup>());
+        }
         // Before the MQTT listener: their in-process totals start before the first connection can arrive.
         services.AddHostedService<SysTopicPublisher>();
         services.AddHostedService<ConnectionSummaryLog>();
@@ -176,16 +182,27 @@ internal static class BrokerHost
     }
 
     /// <summary>
-    /// The store is registered but nothing resolves it yet, so no database is opened at start-up: it is opened
-    /// (<see cref="IBrokerStateStore.Open"/>) once the connections restore from it and write to it (issue #14).
-    /// In-process tests start many brokers at once, each will then need its own Broker:Persistence:Path.
+    /// The store (issue #14, docs/persistence.md), opened and restored at start-up by <see cref="PersistenceStartup"/>;
+    /// the router, the sessions and the wills write to it through <see cref="SessionJournal"/>. Nothing of it is
+    /// registered when Broker:Persistence:Enabled is false: everything then lives in memory only. Two brokers never
+    /// share a Broker:Persistence:Path (the store's lock file refuses the second).
     /// </summary>
-    private static void AddPersistence(IServiceCollection services, IConfiguration configuration)
+    private static bool AddPersistence(IServiceCollection services, IConfiguration configuration)
     {
         if (!configuration.GetValue(PersistenceOptions.SectionName + ":" + nameof(PersistenceOptions.Enabled), true))
         {
-            return;
+            return false;
         }
+        services.TryAddSingleton(sp => new SessionJournal(sp.GetRequiredService<IBrokerStateStore>(), sp.GetRequiredService<TimeProvider>()));
+        // Restored sessions get their owner's ACL back, as the connection computes it at CONNECT.
+        services.TryAddSingleton(sp => new StateRestorer(
+            sp.GetRequiredService<SessionStore>(),
+            sp.GetRequiredService<Router>(),
+            sp.GetRequiredService<WillPublisher>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<StateRestorer>>(),
+            (userName, clientId) => sp.GetRequiredService<Broker.Security.TopicAuthorizer>().ForClient(userName, clientId)));
+        services.TryAddSingleton<PersistenceStartup>();
         services.TryAddSingleton<IBrokerStateStore>(sp =>
         {
             var options = sp.GetRequiredService<IOptions<PersistenceOptions>>().Value;
@@ -195,6 +212,7 @@ internal static class BrokerHost
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<BrokerMetrics>(),
                 sp.GetRequiredService<ILogger<SqliteBrokerStateStore>>());
         });
+        return true;
     }
 
     /// <summary>

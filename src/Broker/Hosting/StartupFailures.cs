@@ -6,13 +6,27 @@ using Microsoft.Extensions.Hosting;
 namespace Broker.Hosting;
 
 /// <summary>
-/// Listener bind failures at start-up, as messages naming the key and the port. A listener that cannot bind records
-/// its failure here and stops the host instead of throwing: the Generic Host would log the exception with its stack
-/// trace before the program could say in one line what is wrong. The program prints these and exits with 3.
+/// Failures that stop start-up, as messages: listener bind failures naming the key and the port (exit code 3), an
+/// unusable persistent store naming the file and what to do (exit code 2). A service that fails records it here and
+/// stops the host instead of throwing: the Generic Host would log the exception with its stack trace before the
+/// program could say in one line what is wrong. The program prints these and exits with <see cref="ExitCode"/>.
 /// </summary>
 internal sealed class StartupFailures(IHostApplicationLifetime lifetime)
 {
     private readonly List<string> _messages = [];
+    private int _exitCode;
+
+    /// <summary>The exit code of the first failure (0 when none).</summary>
+    public int ExitCode
+    {
+        get
+        {
+            lock (_messages)
+            {
+                return _exitCode;
+            }
+        }
+    }
 
     public IReadOnlyList<string> Messages
     {
@@ -37,10 +51,20 @@ internal sealed class StartupFailures(IHostApplicationLifetime lifetime)
     }
 
     public void ListenerFailed(string section, string address, int port, Exception exception)
+        => Add(Describe(section, address, port, exception), BrokerCommandLine.ExitCannotListen);
+
+    /// <summary>The persistent store exists but cannot be used (its message says why and how to move it aside): exit code 2.</summary>
+    public void StoreUnusable(string message) => Add(message, BrokerCommandLine.ExitInvalid);
+
+    private void Add(string message, int exitCode)
     {
         lock (_messages)
         {
-            _messages.Add(Describe(section, address, port, exception));
+            _messages.Add(message);
+            if (_exitCode == 0)
+            {
+                _exitCode = exitCode;
+            }
         }
         lifetime.StopApplication();
     }

@@ -178,7 +178,7 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
                 connection.Shutdown();
             }
             bool abortive = await closed.Task.ConfigureAwait(false);
-            await CloseAsync(webSocket, abortive).ConfigureAwait(false);
+            await CloseAsync(webSocket, stream, abortive).ConfigureAwait(false);
         }
         finally
         {
@@ -187,7 +187,7 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
     }
 
     /// <summary>Ends the WebSocket after the MQTT connection: a close handshake when MQTT closed gracefully, else an abort.</summary>
-    private async Task CloseAsync(WebSocket webSocket, bool abortive)
+    private async Task CloseAsync(WebSocket webSocket, BinaryWebSocketStream stream, bool abortive)
     {
         if (abortive || webSocket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
         {
@@ -198,8 +198,11 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
         try
         {
             await webSocket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, timeout.Token).ConfigureAwait(false);
+            // The handshake ends with the client's close message read, so the TCP close is a FIN, not a reset.
+            await stream.ReceivePeerCloseAsync(timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException
+            or InvalidOperationException)
         {
             webSocket.Abort();
         }

@@ -19,8 +19,11 @@ namespace Broker.Persistence;
 /// <item>Operations that depend on each other must be appended in the order their effects happened in memory:
 /// append while holding the lock under which the memory state changed (the session's lock for its queue), so that
 /// an Enqueue is never appended after the RemoveOutbound of the same message.</item>
-/// <item>A completion reports <see cref="StoreOutcome.Failed"/> only when the store stops (disposal) with
-/// operations it could not write; while the disk is full or failing the store retries, and completions wait.</item>
+/// <item>A completion reports <see cref="StoreOutcome.Failed"/> when its operations are not durable and will not be
+/// reported otherwise: a commit failed (disk full, I/O error; the completions of that batch and of everything
+/// appended until a commit succeeds again), or the store stopped with operations it could not write. After a failed
+/// commit the store keeps retrying the same operations in order, so what is in memory reaches the disk once it
+/// recovers; only the callers have been told not to count on it.</item>
 /// </list>
 /// </remarks>
 internal interface IBrokerStateStore : IDisposable
@@ -76,7 +79,10 @@ internal enum StoreOutcome : byte
     /// <summary>On disk: it survives a crash. Now the broker may acknowledge (PUBACK, PUBREC, PUBCOMP...).</summary>
     Durable,
 
-    /// <summary>The store stopped before it could write the operation: it is not durable and must not be acknowledged as such.</summary>
+    /// <summary>
+    /// Not durable: a commit failed (it is retried and may still succeed later) or the store stopped before it could
+    /// write the operation. It must not be acknowledged as durable.
+    /// </summary>
     Failed,
 }
 

@@ -79,6 +79,9 @@ internal sealed class PersistedSession
     /// <summary>True when the store had no disconnect time: the client was connected when the broker died.</summary>
     public bool WasConnected { get; init; }
 
+    /// <summary>User name of the client that owned the session (null: anonymous): takeover and ACL after a restart.</summary>
+    public string? OwnerUserName { get; init; }
+
     public List<PersistedSubscription> Subscriptions { get; } = [];
 
     /// <summary>Messages sent and not completed, in the order they were sent (resent first [MQTT-4.4.0-1]).</summary>

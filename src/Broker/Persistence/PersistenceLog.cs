@@ -13,7 +13,7 @@ internal static partial class PersistenceLog
     [LoggerMessage(41, LogLevel.Information, "Persistent store {Path} created (no store existed there)")]
     public static partial void Created(ILogger logger, string path);
 
-    [LoggerMessage(42, LogLevel.Error, "Persistent store {Path}: commit of {Operations} operations failed ({Kind}), attempt {Attempt}; retrying in {RetryMs} ms. Acknowledgements that wait for it are held back until it succeeds")]
+    [LoggerMessage(42, LogLevel.Error, "Persistent store {Path}: commit of {Operations} operations failed ({Kind}), attempt {Attempt}; retrying in {RetryMs} ms. Until a commit succeeds, replies that wait for the store are answered with an error (docs/persistence.md)")]
     public static partial void CommitFailed(ILogger logger, string path, int operations, StoreErrorKind kind, int attempt, double retryMs, Exception exception);
 
     [LoggerMessage(43, LogLevel.Warning, "Persistent store {Path}: commit succeeded again after {Attempts} failed attempts")]
@@ -24,6 +24,10 @@ internal static partial class PersistenceLog
 
     [LoggerMessage(45, LogLevel.Error, "Persistent store: a completion callback threw; the store carries on")]
     public static partial void CompletionFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(47, LogLevel.Information, "Restored state in use after {ElapsedMs:F0} ms (store read {ReadMs:F0} ms): {Sessions} sessions offline with their expiry, {Retained} retained messages, {WillsPublished} overdue wills published, {WillsArmed} wills waiting; dropped: {RetainedRefused} retained messages over the current limits, {QueueDropped} queue entries that could not be restored")]
+    public static partial void RestoreApplied(ILogger logger, double elapsedMs, double readMs, int sessions, int retained, int willsPublished, int willsArmed,
+        int retainedRefused, int queueDropped);
 
     [LoggerMessage(46, LogLevel.Warning, "Persistent store {Path}: {Count} queue rows referenced messages that are missing and were dropped")]
     public static partial void DanglingQueueRows(ILogger logger, string path, int count);

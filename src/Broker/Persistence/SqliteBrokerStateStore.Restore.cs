@@ -23,6 +23,12 @@ internal sealed partial class SqliteBrokerStateStore
                 throw new StoreUnreadableException(_databasePath, StoreUnreadableReason.ForeignDatabase,
                     $"its application_id is {applicationId} where this broker writes {SqliteSchema.ApplicationId}, and it has {tables} tables");
             }
+            if (version == 1)
+            {
+                // Version 1 lacks only the session owner: added, and the sessions of that store count as anonymous.
+                Execute(connection, SqliteSchema.UpgradeFrom1);
+                version = SqliteSchema.Version;
+            }
             if (version != SqliteSchema.Version)
             {
                 throw new StoreUnreadableException(_databasePath, StoreUnreadableReason.SchemaVersion,
@@ -129,7 +135,7 @@ internal sealed partial class SqliteBrokerStateStore
         }
 
         var sessions = new Dictionary<string, PersistedSession>(StringComparer.Ordinal);
-        using (var query = new SqliteCommand("SELECT client_id, expiry_interval, disconnected_at FROM session", connection))
+        using (var query = new SqliteCommand("SELECT client_id, expiry_interval, disconnected_at, owner FROM session", connection))
         using (var reader = query.ExecuteReader())
         {
             while (reader.Read())
@@ -141,6 +147,7 @@ internal sealed partial class SqliteBrokerStateStore
                     ExpiryIntervalSeconds = (uint)reader.GetInt64(1),
                     DisconnectedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
                     WasConnected = wasConnected.Contains(clientId),
+                    OwnerUserName = reader.IsDBNull(3) ? null : reader.GetString(3),
                 };
             }
         }

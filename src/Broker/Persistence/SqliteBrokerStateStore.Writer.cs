@@ -13,6 +13,9 @@ internal sealed partial class SqliteBrokerStateStore
     // Writer thread only (and Open, before it starts).
     private readonly HashSet<long> _messagesWritten = [];
     private readonly HashSet<long> _messagesReleased = [];
+    // Which operations of the batch being committed cancel out (FindCancelled), and the queue entries it tracks.
+    private bool[] _cancelled = new bool[64];
+    private readonly Dictionary<(string ClientId, long Sequence), EntryOperations> _entries = [];
     private Statements? _sql;
     private bool _failedForGood;
     private long _maxPageCountForTest;
@@ -115,6 +118,10 @@ internal sealed partial class SqliteBrokerStateStore
                 Interlocked.Increment(ref _committedBatches);
                 if (attempt > 0)
                 {
+                    lock (_gate)
+                    {
+                        _failing = false;
+                    }
                     PersistenceLog.CommitRecovered(_logger, _databasePath, attempt);
                     _health = StoreHealth.Healthy;
                 }
@@ -132,6 +139,10 @@ internal sealed partial class SqliteBrokerStateStore
                     return false;
                 }
                 PersistenceLog.CommitFailed(_logger, _databasePath, batch.Count, kind, attempt, delay.TotalMilliseconds, e);
+                if (attempt == 1)
+                {
+                    FailWaitingCompletions(batch);
+                }
             }
 
             _retryWake.Reset();
@@ -144,6 +155,30 @@ internal sealed partial class SqliteBrokerStateStore
                 _retryWake.Wait();
             }
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxRetryDelay.Ticks));
+        }
+    }
+
+    /// <summary>
+    /// A commit failed: everyone waiting for this batch or the next is told now that their operations are not durable
+    /// (the broker answers its clients with an error instead of holding them until the disk recovers), and appends
+    /// are answered the same way until a commit succeeds. The operations stay and are written by the retry, so the
+    /// store converges with memory once space returns; nobody is told Durable for them.
+    /// </summary>
+    private void FailWaitingCompletions(StoreBatch batch)
+    {
+        PendingCompletion[] next;
+        lock (_gate)
+        {
+            _failing = true;
+            next = _current.TakeCompletions();
+        }
+        foreach (var pending in batch.TakeCompletions())
+        {
+            Complete(pending.Completion, pending.Token, StoreOutcome.Failed);
+        }
+        foreach (var pending in next)
+        {
+            Complete(pending.Completion, pending.Token, StoreOutcome.Failed);
         }
     }
 
@@ -162,9 +197,14 @@ internal sealed partial class SqliteBrokerStateStore
         sql.Begin.ExecuteNonQuery();
         _messagesWritten.Clear();
         _messagesReleased.Clear();
-        foreach (ref readonly var op in batch.Operations)
+        var operations = batch.Operations;
+        bool cancelling = batch.HasRemoveOutbound && FindCancelled(operations);
+        for (int i = 0; i < operations.Length; i++)
         {
-            Apply(sql, op);
+            if (!cancelling || !_cancelled[i])
+            {
+                Apply(sql, operations[i]);
+            }
         }
         // A message row goes with the last queue entry that referred to it.
         foreach (long id in _messagesReleased)
@@ -175,12 +215,90 @@ internal sealed partial class SqliteBrokerStateStore
         sql.Commit.ExecuteNonQuery();
     }
 
+    /// <summary>
+    /// A queue entry enqueued and removed again within one batch (the usual life of a message for a subscriber that is
+    /// online: queued, sent, acknowledged within a few milliseconds) needs no write at all: its Enqueue, MarkInflight,
+    /// MarkReleased and RemoveOutbound are skipped, and its message row is not written unless another queue keeps it.
+    /// The store ends the batch in the state applying them all would leave. Returns whether anything cancels.
+    /// </summary>
+    private bool FindCancelled(ReadOnlySpan<StoreOperation> operations)
+    {
+        if (_cancelled.Length < operations.Length)
+        {
+            _cancelled = new bool[Math.Max(operations.Length, _cancelled.Length * 2)];
+        }
+        Array.Clear(_cancelled, 0, operations.Length);
+        _entries.Clear();
+        bool any = false;
+        for (int i = 0; i < operations.Length; i++)
+        {
+            ref readonly var op = ref operations[i];
+            switch (op.Kind)
+            {
+                case StoreOperationKind.Enqueue:
+                    // The latest Enqueue of a key: a later session of the same client id may reuse a sequence.
+                    _entries[(op.ClientId!, op.Sequence)] = new EntryOperations(i, -1, -1);
+                    break;
+                case StoreOperationKind.MarkInflight when _entries.TryGetValue((op.ClientId!, op.Sequence), out var entry):
+                    _entries[(op.ClientId!, op.Sequence)] = entry with { Inflight = i };
+                    break;
+                case StoreOperationKind.MarkReleased when _entries.TryGetValue((op.ClientId!, op.Sequence), out var entry):
+                    _entries[(op.ClientId!, op.Sequence)] = entry with { Released = i };
+                    break;
+                case StoreOperationKind.RemoveOutbound when _entries.Remove((op.ClientId!, op.Sequence), out var entry):
+                    _cancelled[entry.Enqueue] = true;
+                    if (entry.Inflight >= 0)
+                    {
+                        _cancelled[entry.Inflight] = true;
+                    }
+                    if (entry.Released >= 0)
+                    {
+                        _cancelled[entry.Released] = true;
+                    }
+                    _cancelled[i] = true;
+                    any = true;
+                    break;
+                case StoreOperationKind.DeleteSession:
+                    // Entries enqueued before it are deleted with the session: a removal after it pairs with nothing.
+                    RemoveEntriesOf(op.ClientId!);
+                    break;
+            }
+        }
+        return any;
+    }
+
+    private void RemoveEntriesOf(string clientId)
+    {
+        if (_entries.Count == 0)
+        {
+            return;
+        }
+        List<(string, long)>? gone = null;
+        foreach (var key in _entries.Keys)
+        {
+            if (string.Equals(key.Item1, clientId, StringComparison.Ordinal))
+            {
+                (gone ??= []).Add(key);
+            }
+        }
+        if (gone is not null)
+        {
+            foreach (var key in gone)
+            {
+                _entries.Remove(key);
+            }
+        }
+    }
+
+    private readonly record struct EntryOperations(int Enqueue, int Inflight, int Released);
+
     private void Apply(Statements sql, in StoreOperation op)
     {
         switch (op.Kind)
         {
             case StoreOperationKind.UpsertSession:
-                Run(sql.UpsertSession, op.ClientId, (long)op.SessionExpirySeconds, op.WallTimeMs);
+                // The owner travels in the operation's Topic field (a session has no topic).
+                Run(sql.UpsertSession, op.ClientId, (long)op.SessionExpirySeconds, op.WallTimeMs, op.Topic);
                 break;
             case StoreOperationKind.DeleteSession:
                 Run(sql.DeleteSubscriptions, op.ClientId);
@@ -349,9 +467,10 @@ internal sealed partial class SqliteBrokerStateStore
             Commit = Create(c, "COMMIT");
             Rollback = Create(c, "ROLLBACK");
             UpsertSession = Create(c, """
-                INSERT INTO session (client_id, expiry_interval, disconnected_at) VALUES ($c, $e, $t)
-                ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, disconnected_at = excluded.disconnected_at
-                """, "$c", "$e", "$t");
+                INSERT INTO session (client_id, expiry_interval, disconnected_at, owner) VALUES ($c, $e, $t, $o)
+                ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, disconnected_at = excluded.disconnected_at,
+                    owner = excluded.owner
+                """, "$c", "$e", "$t", "$o");
             DeleteSubscriptions = Create(c, "DELETE FROM subscription WHERE client_id = $c", "$c");
             DeleteInboundAll = Create(c, "DELETE FROM inbound_qos2 WHERE client_id = $c", "$c");
             DeleteQueue = Create(c, "DELETE FROM session_message WHERE client_id = $c RETURNING message_id", "$c");

@@ -34,6 +34,8 @@ internal sealed partial class SqliteBrokerStateStore : IBrokerStateStore
     private bool _due;
     private bool _stopping;
     private bool _behind;
+    // A commit failed and is being retried: completions are answered Failed at once (see AppendCore).
+    private bool _failing;
     private TaskCompletionSource? _caughtUp;
 
     private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
@@ -178,7 +180,9 @@ internal sealed partial class SqliteBrokerStateStore : IBrokerStateStore
             }
             if (!_stopping)
             {
-                _current.Add(operation, completion, token);
+                // While a commit fails, the operation still joins the batch (the retry writes it, in order), but its
+                // caller is told at once that it is not durable, instead of waiting for the disk to recover.
+                _current.Add(operation, _failing ? null : completion, token);
                 int count = _current.Count;
                 // The writer is woken on transitions only, not for every operation: when a batch starts (or, with a
                 // flush interval, when its timer fires), when it is full, and when someone asks for a flush.
@@ -201,16 +205,19 @@ internal sealed partial class SqliteBrokerStateStore : IBrokerStateStore
                 {
                     Volatile.Write(ref _behind, true);
                 }
-                completion = null;
+                if (!_failing)
+                {
+                    completion = null;
+                }
             }
         }
         if (wake)
         {
             _wake.Set();
         }
-        else if (completion is not null)
+        if (completion is not null)
         {
-            // The store is stopping: a late append (a connection finishing while the broker stops) is not durable.
+            // The store is stopping (a connection finishing while the broker stops), or a commit is failing: not durable.
             Complete(completion, token, StoreOutcome.Failed);
         }
     }

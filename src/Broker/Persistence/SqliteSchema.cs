@@ -9,7 +9,10 @@ internal static class SqliteSchema
     /// <summary>"MQTB" in the SQLite header (PRAGMA application_id): marks the file as this broker's store.</summary>
     public const int ApplicationId = 0x4D515442;
 
-    public const int Version = 1;
+    public const int Version = 2;
+
+    /// <summary>From version 1 to 2: sessions remember their owner's user name (same-user takeover, ACL after a restart).</summary>
+    public const string UpgradeFrom1 = "ALTER TABLE session ADD COLUMN owner TEXT; PRAGMA user_version = 2;";
 
     public const string FileName = "broker.db";
 
@@ -20,7 +23,8 @@ internal static class SqliteSchema
         CREATE TABLE session (
             client_id       TEXT NOT NULL PRIMARY KEY,
             expiry_interval INTEGER NOT NULL,   -- seconds; 4294967295 = never
-            disconnected_at INTEGER             -- Unix ms; NULL while the client is connected
+            disconnected_at INTEGER,            -- Unix ms; NULL while the client is connected
+            owner           TEXT                -- user name of the client that owns it; NULL = anonymous
         ) WITHOUT ROWID;
 
         CREATE TABLE subscription (

@@ -16,6 +16,9 @@ internal sealed class StoreBatch
     /// <summary>A Flush operation is in the batch: commit it without waiting for the interval.</summary>
     public bool FlushRequested { get; private set; }
 
+    /// <summary>A RemoveOutbound is in the batch: some queue entries may be enqueued and removed within it.</summary>
+    public bool HasRemoveOutbound { get; private set; }
+
     public ReadOnlySpan<StoreOperation> Operations => _operations.AsSpan(0, Count);
     public ReadOnlySpan<PendingCompletion> Completions => _completions.AsSpan(0, CompletionCount);
 
@@ -27,6 +30,7 @@ internal sealed class StoreBatch
         }
         _operations[Count++] = operation;
         FlushRequested |= operation.Kind == StoreOperationKind.Flush;
+        HasRemoveOutbound |= operation.Kind == StoreOperationKind.RemoveOutbound;
         if (completion is not null)
         {
             if (CompletionCount == _completions.Length)
@@ -37,6 +41,18 @@ internal sealed class StoreBatch
         }
     }
 
+    /// <summary>
+    /// Removes the completions and returns them (the operations stay): callers told now that their operations are
+    /// not durable yet must not be told again when a retry writes them. Allocates; only on a failed commit.
+    /// </summary>
+    public PendingCompletion[] TakeCompletions()
+    {
+        var taken = _completions.AsSpan(0, CompletionCount).ToArray();
+        Array.Clear(_completions, 0, CompletionCount);
+        CompletionCount = 0;
+        return taken;
+    }
+
     /// <summary>Drops the references (payloads, callers) so that a committed batch does not keep them alive.</summary>
     public void Clear()
     {
@@ -45,6 +61,7 @@ internal sealed class StoreBatch
         Count = 0;
         CompletionCount = 0;
         FlushRequested = false;
+        HasRemoveOutbound = false;
     }
 }
 

@@ -62,10 +62,11 @@ internal readonly struct StoreOperation
     public byte SubscriptionOptions { get; private init; }
 
     /// <summary>A persistent session appeared (CONNECT) or changed: <paramref name="disconnectedAt"/> null while its client is connected.</summary>
-    public static StoreOperation UpsertSession(string clientId, uint expiryIntervalSeconds, DateTimeOffset? disconnectedAt) => new()
+    public static StoreOperation UpsertSession(string clientId, uint expiryIntervalSeconds, DateTimeOffset? disconnectedAt, string? ownerUserName = null) => new()
     {
         Kind = StoreOperationKind.UpsertSession,
         ClientId = clientId,
+        Topic = ownerUserName,
         SessionExpirySeconds = expiryIntervalSeconds,
         WallTimeMs = disconnectedAt?.ToUnixTimeMilliseconds(),
     };

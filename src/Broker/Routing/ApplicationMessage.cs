@@ -1,3 +1,4 @@
+using Broker.Persistence;
 using Broker.Protocol;
 
 namespace Broker.Routing;
@@ -40,6 +41,64 @@ internal sealed class ApplicationMessage
             }
             return size;
         }
+    }
+
+    // The persistent store's copy, made by the first persistent queue (or the retained store) that writes this message
+    // and shared by the others: one message row however many sessions queue it.
+    private PersistedMessage? _persisted;
+
+    /// <summary>The store's copy, once a persistent queue or the retained store wrote this message; null otherwise.</summary>
+    public PersistedMessage? Persisted => Volatile.Read(ref _persisted);
+
+    /// <summary>The store's copy of this message, made on first use (its wall-clock receive time from the monotonic one).</summary>
+    public PersistedMessage ToPersisted(IBrokerStateStore store, TimeProvider time)
+    {
+        if (Volatile.Read(ref _persisted) is { } existing)
+        {
+            return existing;
+        }
+        var created = new PersistedMessage
+        {
+            Id = store.NewMessageId(),
+            Topic = Topic,
+            Payload = Payload,
+            QoS = QoS,
+            Retain = Retain,
+            Properties = PersistedProperties.Encode(Properties),
+            ExpiryIntervalSeconds = ExpiryIntervalSeconds,
+            ReceivedAt = time.GetUtcNow() - time.GetElapsedTime(ReceivedTimestamp),
+        };
+        // Two threads may race (a retained message replayed into two sessions at once): one copy wins, the other's id
+        // is never used.
+        return Interlocked.CompareExchange(ref _persisted, created, null) ?? created;
+    }
+
+    /// <summary>
+    /// A message read back from the store at start-up: the same object for every queue that holds it, and its store
+    /// copy kept (<paramref name="keepStoreCopy"/>) when it is a queued message whose row exists already. Retained
+    /// messages and wills are keyed by topic or client and have no message row: they get one when first queued.
+    /// </summary>
+    public static ApplicationMessage FromPersisted(PersistedMessage stored, TimeProvider time, bool keepStoreCopy, string? publisherClientId = null)
+    {
+        var age = time.GetUtcNow() - stored.ReceivedAt;
+        var message = new ApplicationMessage
+        {
+            Topic = stored.Topic,
+            TopicUtf8 = System.Text.Encoding.UTF8.GetBytes(stored.Topic),
+            Payload = stored.Payload,
+            QoS = stored.QoS,
+            Retain = stored.Retain,
+            Properties = PersistedProperties.Decode(stored.Properties, PropertyContext.Publish),
+            ExpiryIntervalSeconds = stored.ExpiryIntervalSeconds,
+            PublisherClientId = publisherClientId,
+            // A clock set back while the broker was down makes nothing younger than now.
+            ReceivedTimestamp = time.GetTimestamp() - (long)(Math.Max(0, age.TotalSeconds) * time.TimestampFrequency),
+        };
+        if (keepStoreCopy)
+        {
+            message._persisted = stored;
+        }
+        return message;
     }
 
     /// <summary>Seconds left before expiry at <paramref name="now"/>; null if it never expires; 0 or less means expired.</summary>

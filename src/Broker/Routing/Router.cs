@@ -1,5 +1,6 @@
 using Broker.Diagnostics;
 using Broker.Hosting;
+using Broker.Persistence;
 using Broker.Protocol;
 using Broker.Sessions;
 using Microsoft.Extensions.Options;
@@ -19,11 +20,14 @@ internal sealed class Router
     private readonly TimeProvider _time;
     private readonly BrokerMetrics _metrics;
     private readonly QueueLimits _queueLimits;
+    // Retained messages survive a restart through it; null when persistence is off.
+    private readonly IBrokerStateStore? _store;
 
-    public Router(TimeProvider time, IOptions<BrokerLimitsOptions> limits, BrokerMetrics metrics)
+    public Router(TimeProvider time, IOptions<BrokerLimitsOptions> limits, BrokerMetrics metrics, IBrokerStateStore? store = null)
     {
         _time = time;
         _metrics = metrics;
+        _store = store;
         _queueLimits = new QueueLimits(limits.Value.MaxQueuedMessages, limits.Value.MaxQueuedBytes);
         _retained = new RetainedMessageStore<ApplicationMessage>(
             new RetainedStoreLimits(limits.Value.MaxRetainedMessages, limits.Value.MaxRetainedBytes), RetainedSize);
@@ -83,7 +87,7 @@ internal sealed class Router
         {
             _metrics.MessageReceived(message.QoS);
         }
-        RetainOutcome? retained = message.Retain ? SetRetained(message) : null;
+        RetainOutcome? retained = message.Retain ? SetRetained(message, persist: fromClient) : null;
         var targets = buffer.Targets;
         for (int i = 0; i < targets.Count; i++)
         {
@@ -156,9 +160,42 @@ internal sealed class Router
         Deliver(message, buffer, fromClient: false, out _);
     }
 
-    private RetainOutcome SetRetained(ApplicationMessage message) =>
+    private RetainOutcome SetRetained(ApplicationMessage message, bool persist)
+    {
         // [MQTT-3.3.1-10/11] an empty retained payload removes the retained message and is not stored.
-        _retained.Set(message.Topic, message.Payload.IsEmpty ? null : message);
+        var outcome = _retained.Set(message.Topic, message.Payload.IsEmpty ? null : message);
+        if (persist && _store is not null)
+        {
+            PersistRetained(message, outcome);
+        }
+        return outcome;
+    }
+
+    /// <summary>
+    /// The store keeps what the retained store kept, whatever the QoS (retained messages are state, the
+    /// last known value of a topic): a refused message (limits) is not written, a removal is. The broker's own
+    /// $SYS messages are not written (they are republished at start-up).
+    /// </summary>
+    private void PersistRetained(ApplicationMessage message, RetainOutcome outcome)
+    {
+        switch (outcome)
+        {
+            case RetainOutcome.Stored or RetainOutcome.Replaced:
+                _store!.Append(StoreOperation.SetRetained(message.ToPersisted(_store, _time)));
+                break;
+            case RetainOutcome.Deleted or RetainOutcome.RefusedBytes:
+                // RefusedBytes removed the topic's older message from memory as well.
+                _store!.Append(StoreOperation.ClearRetained(message.Topic));
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Start-up: a retained message read back from the store, not written again. False when the retained store's
+    /// limits (lowered since it was written) refuse it; the caller then removes it from the store too.
+    /// </summary>
+    public bool RestoreRetained(ApplicationMessage message)
+        => _retained.Set(message.Topic, message) is RetainOutcome.Stored or RetainOutcome.Replaced;
 
     // What MaxRetainedBytes counts: the message as the client sent it (the broker's own objects per
     // message are bounded by MaxRetainedMessages).

@@ -1,5 +1,7 @@
 using Broker.Connections.KeepAlive;
+using Broker.Persistence;
 using Broker.Protocol;
+using Broker.Routing;
 
 namespace Broker.Sessions;
 
@@ -79,6 +81,11 @@ internal sealed class Session : IKeepAliveTarget
     private OrderedDictionary<ushort, InflightMessage>? _inflight;
     private HashSet<ushort>? _inboundQoS2;
     private ushort _lastPacketId;
+    // Non-null while the session is persistent (expiry above 0, store enabled): each change below is appended to it
+    // under this session's lock, so the store sees them in the order memory did (docs/persistence.md).
+    private SessionJournal? _journal;
+    // Store position of the last QoS 1/2 message queued (see OutboundMessage.Sequence).
+    private long _lastSequence;
 
     public Session(string clientId, SessionStore? store = null)
     {
@@ -114,6 +121,142 @@ internal sealed class Session : IKeepAliveTarget
     public IDeliveryTarget? Owner { get; private set; }
 
     public bool IsOnline => Owner is not null;
+
+    /// <summary>Whether this session's state is written to the persistent store.</summary>
+    public bool IsPersistent => Volatile.Read(ref _journal) is not null;
+
+    /// <summary>Set by <see cref="SessionStore.Attach"/> when the CONNECT wrote to the store (its CONNACK waits for that).</summary>
+    internal bool AttachWroteStore { get; set; }
+
+    /// <summary>
+    /// Makes the session persistent (<paramref name="journal"/> set) or not. Becoming persistent writes everything it
+    /// holds (a session taken over with an expiry where it had none); staying persistent updates its expiry and
+    /// whether its client is connected; ceasing to be removes it from the store. Returns whether anything was written.
+    /// </summary>
+    internal bool UpdateJournal(SessionJournal? journal, bool connected)
+    {
+        lock (this)
+        {
+            var current = _journal;
+            if (journal is null)
+            {
+                if (current is null)
+                {
+                    return false;
+                }
+                current.DeleteSession(ClientId);
+                Volatile.Write(ref _journal, null);
+                return true;
+            }
+            journal.UpsertSession(ClientId, ExpiryIntervalSeconds, connected, OwnerUserName);
+            if (current is null)
+            {
+                WriteSnapshotLocked(journal);
+                Volatile.Write(ref _journal, journal);
+            }
+            return true;
+        }
+    }
+
+    private void WriteSnapshotLocked(SessionJournal journal)
+    {
+        if (_subscriptions is not null)
+        {
+            foreach (var subscription in _subscriptions.Values)
+            {
+                journal.UpsertSubscription(subscription);
+            }
+        }
+        if (_inboundQoS2 is not null)
+        {
+            foreach (ushort packetId in _inboundQoS2)
+            {
+                journal.AddInboundQoS2(ClientId, packetId);
+            }
+        }
+        if (_inflight is not null)
+        {
+            foreach (var inflight in _inflight.Values)
+            {
+                var outbound = inflight.Outbound with { Sequence = ++_lastSequence };
+                inflight.Outbound = outbound;
+                journal.Enqueue(ClientId, outbound);
+                journal.MarkInflight(ClientId, outbound.Sequence, inflight.PacketId);
+                if (inflight.Released)
+                {
+                    journal.MarkReleased(ClientId, outbound.Sequence);
+                }
+            }
+        }
+        if (_pending is not null)
+        {
+            for (int i = _pending.Count; i > 0; i--)
+            {
+                var queued = _pending.Dequeue();
+                if (SessionJournal.IsStored(queued.QoS))
+                {
+                    queued = queued with { Sequence = ++_lastSequence };
+                    journal.Enqueue(ClientId, queued);
+                }
+                _pending.Enqueue(queued);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Start-up: fills this new, offline session with what the store kept (its subscriptions are restored through the
+    /// router first), and makes it persistent without writing it again. The queue comes back whole, as memory held it
+    /// (a client that was reading may hold more than an offline one may keep): the queue limits apply, as they do in
+    /// memory, when the next message arrives. Returns the entries dropped because they cannot be restored.
+    /// </summary>
+    internal int Restore(PersistedSession stored, Func<PersistedMessage, ApplicationMessage> messageOf, SessionJournal journal)
+    {
+        int dropped = 0;
+        lock (this)
+        {
+            if (stored.InboundQoS2.Count > 0)
+            {
+                _inboundQoS2 = [.. stored.InboundQoS2];
+            }
+            foreach (var entry in stored.Inflight)
+            {
+                ushort packetId = entry.PacketId!.Value;
+                _inflight ??= new OrderedDictionary<ushort, InflightMessage>();
+                if (_inflight.ContainsKey(packetId))
+                {
+                    // Two in-flight entries with one packet id cannot both be resent; keep the first sent.
+                    journal.RemoveOutbound(ClientId, entry.Sequence);
+                    dropped++;
+                    continue;
+                }
+                _inflight.Add(packetId, new InflightMessage
+                {
+                    Outbound = new OutboundMessage(messageOf(entry.Message), entry.QoS, entry.Retain, entry.SubscriptionIdentifiers, entry.Sequence),
+                    PacketId = packetId,
+                    Released = entry.Released,
+                });
+                _lastPacketId = packetId;
+            }
+            foreach (var entry in stored.Queued)
+            {
+                var queued = new OutboundMessage(messageOf(entry.Message), entry.QoS, entry.Retain, entry.SubscriptionIdentifiers, entry.Sequence);
+                (_pending ??= new Queue<OutboundMessage>()).Enqueue(queued);
+                _pendingBytes += queued.Message.QueuedSize;
+            }
+            _lastSequence = stored.LastSequence;
+            Volatile.Write(ref _journal, journal);
+        }
+        return dropped;
+    }
+
+    // A message leaves the session (done, dropped, expired): so does its store copy.
+    private void ForgetLocked(in OutboundMessage message)
+    {
+        if (message.Sequence != 0)
+        {
+            _journal?.RemoveOutbound(ClientId, message.Sequence);
+        }
+    }
 
     public int SubscriptionCount
     {
@@ -188,6 +331,7 @@ internal sealed class Session : IKeepAliveTarget
             _subscriptions.TryGetValue(subscription.Filter, out replaced);
             _subscriptions[subscription.Filter] = subscription;
             Volatile.Write(ref _subscriptionCountHint, _subscriptions.Count);
+            _journal?.UpsertSubscription(subscription);
             return replaced is null;
         }
     }
@@ -199,6 +343,10 @@ internal sealed class Session : IKeepAliveTarget
             removed = null;
             bool found = _subscriptions is not null && _subscriptions.Remove(filter, out removed);
             Volatile.Write(ref _subscriptionCountHint, _subscriptions?.Count ?? 0);
+            if (found)
+            {
+                _journal?.DeleteSubscription(ClientId, filter);
+            }
             return found;
         }
     }
@@ -269,6 +417,7 @@ internal sealed class Session : IKeepAliveTarget
                     var oldest = pending.Dequeue();
                     _pendingBytes -= oldest.Message.QueuedSize;
                     droppedOldest++;
+                    ForgetLocked(oldest);
                 }
                 if (maxMessages == 0)
                 {
@@ -277,7 +426,13 @@ internal sealed class Session : IKeepAliveTarget
                 }
                 else
                 {
-                    pending.Enqueue(message);
+                    var queued = message;
+                    if (_journal is { } journal && SessionJournal.IsStored(message.QoS))
+                    {
+                        queued = message with { Sequence = ++_lastSequence };
+                        journal.Enqueue(ClientId, queued);
+                    }
+                    pending.Enqueue(queued);
                     _pendingBytes += size;
                     if (droppedOldest > 0)
                     {
@@ -383,6 +538,10 @@ internal sealed class Session : IKeepAliveTarget
                     }
                     packetId = NextPacketId();
                     _inflight.Add(packetId, new InflightMessage { Outbound = message, PacketId = packetId });
+                    if (message.Sequence != 0)
+                    {
+                        _journal?.MarkInflight(ClientId, message.Sequence, packetId);
+                    }
                 }
                 _pending.Dequeue();
                 _pendingBytes -= message.Message.QueuedSize;
@@ -415,6 +574,7 @@ internal sealed class Session : IKeepAliveTarget
                 && (expected == QualityOfService.AtLeastOnce || inflight.Released))
             {
                 _inflight.Remove(packetId);
+                ForgetLocked(inflight.Outbound);
                 return true;
             }
             return false;
@@ -428,6 +588,10 @@ internal sealed class Session : IKeepAliveTarget
         {
             if (_inflight is not null && _inflight.TryGetValue(packetId, out var inflight) && inflight.Outbound.QoS == QualityOfService.ExactlyOnce)
             {
+                if (!inflight.Released && inflight.Outbound.Sequence != 0)
+                {
+                    _journal?.MarkReleased(ClientId, inflight.Outbound.Sequence);
+                }
                 inflight.Released = true;
                 return true;
             }
@@ -440,7 +604,10 @@ internal sealed class Session : IKeepAliveTarget
     {
         lock (this)
         {
-            _inflight?.Remove(packetId);
+            if (_inflight is not null && _inflight.Remove(packetId, out var dropped))
+            {
+                ForgetLocked(dropped.Outbound);
+            }
         }
     }
 
@@ -470,6 +637,7 @@ internal sealed class Session : IKeepAliveTarget
                 return false;
             }
             _inboundQoS2.Add(packetId);
+            _journal?.AddInboundQoS2(ClientId, packetId);
             return true;
         }
     }
@@ -478,7 +646,12 @@ internal sealed class Session : IKeepAliveTarget
     {
         lock (this)
         {
-            return _inboundQoS2 is not null && _inboundQoS2.Remove(packetId);
+            if (_inboundQoS2 is not null && _inboundQoS2.Remove(packetId))
+            {
+                _journal?.RemoveInboundQoS2(ClientId, packetId);
+                return true;
+            }
+            return false;
         }
     }
 }

@@ -21,14 +21,19 @@ internal sealed class SessionStore
     private readonly TimeProvider _time;
     private readonly TimerWheel _wheel;
     private readonly ILogger _logger;
+    private readonly SessionJournal? _journal;
 
-    public SessionStore(Router router, TimeProvider time, TimerWheel wheel, ILogger<SessionStore>? logger = null)
+    public SessionStore(Router router, TimeProvider time, TimerWheel wheel, ILogger<SessionStore>? logger = null, SessionJournal? journal = null)
     {
         _router = router;
         _time = time;
         _wheel = wheel;
         _logger = logger ?? (ILogger)NullLogger.Instance;
+        _journal = journal;
     }
+
+    /// <summary>The persistent store's side of the sessions; null when persistence is off.</summary>
+    public SessionJournal? Journal => _journal;
 
     public int Count => _sessions.Count;
 
@@ -46,7 +51,9 @@ internal sealed class SessionStore
     {
         lock (_bindGate)
         {
-            return AttachLocked(clientId, cleanStart, expiryIntervalSeconds, owner, out sessionPresent, out previousOwner);
+            var attached = AttachLocked(clientId, cleanStart, expiryIntervalSeconds, owner, out sessionPresent, out previousOwner, out bool wroteStore);
+            PersistAttached(attached, wroteStore);
+            return attached;
         }
     }
 
@@ -67,25 +74,28 @@ internal sealed class SessionStore
                 previousOwner = null;
                 return null;
             }
-            var session = AttachLocked(clientId, cleanStart, expiryIntervalSeconds, owner, out sessionPresent, out previousOwner);
+            var session = AttachLocked(clientId, cleanStart, expiryIntervalSeconds, owner, out sessionPresent, out previousOwner, out bool wroteStore);
             session.OwnerUserName = userName;
             session.Permissions = permissions is { IsUnrestricted: false } ? permissions : null;
+            // After the owner is set: the store keeps it, so same-user takeover holds across a restart.
+            PersistAttached(session, wroteStore);
             return session;
         }
     }
 
     private Session AttachLocked(string clientId, bool cleanStart, uint expiryIntervalSeconds, IDeliveryTarget owner,
-        out bool sessionPresent, out IDeliveryTarget? previousOwner)
+        out bool sessionPresent, out IDeliveryTarget? previousOwner, out bool wroteStore)
     {
         previousOwner = null;
         sessionPresent = false;
+        wroteStore = false;
         if (_sessions.TryGetValue(clientId, out var existing))
         {
             previousOwner = existing.Owner;
             CancelExpiry(existing);
             if (cleanStart)
             {
-                Discard(existing);
+                wroteStore = Discard(existing);
             }
             else
             {
@@ -122,7 +132,14 @@ internal sealed class SessionStore
             {
                 Discard(session);
             }
-            else if (session.ExpiryIntervalSeconds != uint.MaxValue)
+            else if (_sessions.TryGetValue(session.ClientId, out var current) && ReferenceEquals(current, session))
+            {
+                // The session stays, with its disconnect time (the start of its expiry after a restart).
+                // Not one that a Clean Start discarded while its connection was still open: the client id's row on disk
+                // belongs to the new session.
+                session.UpdateJournal(_journal, connected: false);
+            }
+            if (session.ExpiryIntervalSeconds is not (0 or uint.MaxValue))
             {
                 // [MQTT-3.1.2-23] kept for the interval after the connection closes.
                 session.ExpiryDeadline = _wheel.Register(session, DeadlineKind.SessionExpiry, TimeSpan.FromSeconds(session.ExpiryIntervalSeconds));
@@ -179,14 +196,45 @@ internal sealed class SessionStore
         }
     }
 
-    private void Discard(Session session)
+    /// <summary>
+    /// A CONNECT bound the session: a persistent one is written (created, or its expiry and connected state updated),
+    /// one that is not (any more) is removed from the store. <see cref="Session.AttachWroteStore"/> tells the connection
+    /// whether its CONNACK must wait for the store.
+    /// </summary>
+    private void PersistAttached(Session session, bool wroteStore)
+    {
+        bool persistent = _journal is not null && session.ExpiryIntervalSeconds > 0;
+        session.AttachWroteStore = session.UpdateJournal(persistent ? _journal : null, connected: true) | wroteStore;
+    }
+
+    /// <summary>
+    /// Start-up: adds a session restored from the store, offline, with what is left of its expiry on the wheel
+    /// (counted from its disconnect time).
+    /// </summary>
+    internal void AddRestored(Session session, TimeSpan remainingExpiry)
+    {
+        lock (_bindGate)
+        {
+            _sessions[session.ClientId] = session;
+            if (session.ExpiryIntervalSeconds != uint.MaxValue)
+            {
+                session.ExpiryDeadline = _wheel.Register(session, DeadlineKind.SessionExpiry, remainingExpiry < TimeSpan.Zero ? TimeSpan.Zero : remainingExpiry);
+            }
+        }
+    }
+
+    /// <summary>Ends a session; returns whether it was removed from the persistent store too.</summary>
+    private bool Discard(Session session)
     {
         CancelExpiry(session);
+        // Out of the store first, so that the unsubscribes below write nothing more.
+        bool wroteStore = session.UpdateJournal(null, connected: false);
         _sessions.TryRemove(new KeyValuePair<string, Session>(session.ClientId, session));
         foreach (var sub in session.GetSubscriptions())
         {
             _router.Unsubscribe(sub.Filter, session);
         }
+        return wroteStore;
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Broker.Connections.KeepAlive;
+using Broker.Persistence;
 using Broker.Routing;
 
 namespace Broker.Sessions;
@@ -13,11 +14,13 @@ internal sealed class WillPublisher
     private readonly ConcurrentDictionary<string, PendingWill> _delayed = new(StringComparer.Ordinal);
     private readonly Router _router;
     private readonly TimerWheel _wheel;
+    private readonly SessionJournal? _journal;
 
-    public WillPublisher(Router router, TimerWheel wheel)
+    public WillPublisher(Router router, TimerWheel wheel, SessionJournal? journal = null)
     {
         _router = router;
         _wheel = wheel;
+        _journal = journal;
     }
 
     /// <summary>Wills waiting for their delay.</summary>
@@ -35,13 +38,28 @@ internal sealed class WillPublisher
             }
             return;
         }
-        var pending = new PendingWill(this, clientId, will, permissions);
+        var pending = new PendingWill(this, clientId, will, permissions) { Stored = _journal is not null };
         if (_delayed.TryRemove(clientId, out var previous))
         {
             previous.Cancel();
         }
         _delayed[clientId] = pending;
+        if (_journal is { } journal)
+        {
+            // A delayed will belongs to a persistent session (its delay is capped by the session's expiry): it survives
+            // a restart and is published then if its time came while the broker was down.
+            journal.Store.Append(StoreOperation.SaveWill(clientId, will.ToPersisted(journal.Store, journal.Time),
+                journal.Time.GetUtcNow() + TimeSpan.FromSeconds(delaySeconds)));
+        }
         pending.Arm(TimeSpan.FromSeconds(delaySeconds));
+    }
+
+    /// <summary>Start-up: a stored will whose delay has not passed yet is armed again for what is left of it (not written again).</summary>
+    public void Restore(string clientId, ApplicationMessage will, TimeSpan remaining, ITopicPermissions? permissions = null)
+    {
+        var pending = new PendingWill(this, clientId, will, permissions) { Stored = true };
+        _delayed[clientId] = pending;
+        pending.Arm(remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining);
     }
 
     /// <summary>The client is back before its will fired: it is not sent.</summary>
@@ -50,6 +68,7 @@ internal sealed class WillPublisher
         if (_delayed.TryRemove(clientId, out var pending))
         {
             pending.Cancel();
+            Forget(pending);
         }
     }
 
@@ -59,6 +78,16 @@ internal sealed class WillPublisher
             && (pending.Permissions is null || pending.Permissions.CanPublish(pending.Message.Topic)))
         {
             _router.Publish(pending.Message);
+            // After the publish: a crash in between publishes it again at start-up rather than never.
+            Forget(pending);
+        }
+    }
+
+    private void Forget(PendingWill pending)
+    {
+        if (pending.Stored)
+        {
+            _journal?.Store.Append(StoreOperation.DeleteWill(pending.ClientId));
         }
     }
 
@@ -71,6 +100,9 @@ internal sealed class WillPublisher
         public string ClientId => clientId;
 
         public ApplicationMessage Message => message;
+
+        /// <summary>Written to the persistent store: removed from it when published or cancelled.</summary>
+        public bool Stored { get; init; }
 
         public bool HasUnreadInput => false;
 

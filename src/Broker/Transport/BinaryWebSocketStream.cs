@@ -14,6 +14,10 @@ internal sealed class BinaryWebSocketStream(WebSocket webSocket) : Stream
 {
     private volatile bool _ended;
 
+    // The receive still waiting for a message, if any: the close handshake waits for it before it receives the peer's
+    // close message itself (a WebSocket allows one receive at a time).
+    private Task<int>? _receiveInFlight;
+
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (_ended)
@@ -21,10 +25,45 @@ internal sealed class BinaryWebSocketStream(WebSocket webSocket) : Stream
             return ValueTask.FromResult(0);
         }
         var receive = webSocket.ReceiveAsync(buffer, cancellationToken);
-        return receive.IsCompletedSuccessfully ? ValueTask.FromResult(Received(receive.Result)) : AwaitReceiveAsync(receive);
+        if (receive.IsCompletedSuccessfully)
+        {
+            return ValueTask.FromResult(Received(receive.Result));
+        }
+        var waiting = AwaitReceiveAsync(receive);
+        _receiveInFlight = waiting;
+        return new ValueTask<int>(waiting);
     }
 
-    private async ValueTask<int> AwaitReceiveAsync(ValueTask<ValueWebSocketReceiveResult> receive) => Received(await receive.ConfigureAwait(false));
+    private async Task<int> AwaitReceiveAsync(ValueTask<ValueWebSocketReceiveResult> receive) => Received(await receive.ConfigureAwait(false));
+
+    /// <summary>
+    /// After our close message: reads (and discards) until the peer's close message, so that the TCP connection is closed
+    /// with nothing unread. A socket closed with unread bytes (the client's PUBACK, DISCONNECT or close message still in
+    /// flight) is reset instead of closed, and the client sees EPIPE or ECONNRESET rather than a clean close.
+    /// </summary>
+    public async Task ReceivePeerCloseAsync(CancellationToken cancellationToken)
+    {
+        if (_receiveInFlight is { IsCompleted: false } inFlight)
+        {
+            try
+            {
+                await inFlight.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (WebSocketException)
+            {
+                // The stream's reader saw it already; the state below tells whether the close arrived.
+            }
+        }
+        var discard = new byte[256];
+        while (webSocket.State == WebSocketState.CloseSent)
+        {
+            var result = await webSocket.ReceiveAsync(discard.AsMemory(), cancellationToken).ConfigureAwait(false);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                return;
+            }
+        }
+    }
 
     private int Received(ValueWebSocketReceiveResult result)
     {

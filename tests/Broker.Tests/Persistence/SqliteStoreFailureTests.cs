@@ -7,8 +7,8 @@ using Xunit;
 namespace Broker.Tests.Persistence;
 
 /// <summary>
-/// An unusable store stops start-up with a message naming the file (never an empty start); a full disk holds
-/// completions back instead of reporting them durable; a crash keeps exactly what was reported durable.
+/// An unusable store stops start-up with a message naming the file (never an empty start); a full disk answers
+/// completions failed (never durable) and keeps retrying; a crash keeps exactly what was reported durable.
 /// </summary>
 public sealed class SqliteStoreFailureTests : IDisposable
 {
@@ -168,7 +168,7 @@ public sealed class SqliteStoreFailureTests : IDisposable
     }
 
     [Fact]
-    public async Task A_full_disk_holds_completions_back_counts_the_error_and_recovers_when_space_returns()
+    public async Task A_full_disk_answers_the_waiting_completions_failed_counts_the_error_retries_and_recovers_when_space_returns()
     {
         var (store, _) = _rig.Open();
         var errors = new List<string>();
@@ -178,18 +178,30 @@ public sealed class SqliteStoreFailureTests : IDisposable
 
         var done = new RecordingCompletion();
         store.Append(StoreOperation.SetRetained(_rig.Message(store, "big", new byte[256 * 1024])), done, 1);
+        await done.WaitForAsync(1);
+        // Told at once, not held until the disk recovers: the broker answers its client with an error.
+        Assert.Equal([(1L, StoreOutcome.Failed)], done.Seen);
         Assert.True(SpinWait.SpinUntil(() => store.Health == StoreHealth.Retrying, StoreRig.Safety));
-        Assert.Empty(done.Seen);
         Assert.Contains("kind=disk_full", errors);
         Assert.Equal(1, store.PendingOperations);
 
+        // While it fails, later appends are answered failed at once, and still written in order by the retry.
+        store.Append(StoreOperation.UpsertSession("later", 60, null), done, 2);
+        Assert.Equal([(1L, StoreOutcome.Failed), (2L, StoreOutcome.Failed)], done.Seen);
+
         store.SetMaxPageCountForTest(1_000_000);
         _rig.Time.Advance(TimeSpan.FromMilliseconds(100)); // the first retry is due after 100 ms
-        await done.WaitForAsync(1);
+        Assert.True(SpinWait.SpinUntil(() => store.Health == StoreHealth.Healthy && store.PendingOperations == 0, StoreRig.Safety));
 
-        Assert.Equal([(1L, StoreOutcome.Durable)], done.Seen);
-        Assert.Equal(StoreHealth.Healthy, store.Health);
-        Assert.Equal("big", Assert.Single(_rig.Reopen(store).Retained).Topic);
+        // Healthy again: completions report durable again, and nothing was reported twice.
+        var after = new RecordingCompletion();
+        store.Append(StoreOperation.Flush(), after, 3);
+        await after.WaitForAsync(1);
+        Assert.Equal([(3L, StoreOutcome.Durable)], after.Seen);
+        Assert.Equal(2, done.Seen.Count);
+        var restored = _rig.Reopen(store);
+        Assert.Equal("big", Assert.Single(restored.Retained).Topic);
+        Assert.Equal("later", Assert.Single(restored.Sessions).ClientId);
     }
 
     [Fact]
@@ -203,6 +215,7 @@ public sealed class SqliteStoreFailureTests : IDisposable
         Assert.True(SpinWait.SpinUntil(() => store.Health == StoreHealth.Retrying, StoreRig.Safety));
         // Appended after the failing batch: it may not be reported durable even if it alone would fit.
         store.Append(StoreOperation.UpsertSession("small", 60, null), done, 2);
+        store.Append(StoreOperation.UpsertSession("quiet", 60, null));
 
         store.Dispose();
 

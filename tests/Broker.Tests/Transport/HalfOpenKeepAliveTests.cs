@@ -38,6 +38,8 @@ public sealed class HalfOpenKeepAliveTests
                 ["Broker:Metrics:Port"] = "0",
                 // The client is in a network namespace, not on loopback: anonymous is loopback-only by default.
                 ["Broker:Auth:AllowAnonymous"] = "true",
+                // Kernel keep-alive only: no store (two brokers never share one, and this one needs none).
+                ["Broker:Persistence:Enabled"] = "false",
                 ["Broker:TcpKeepAlive:IdleSeconds"] = idle.ToString(),
                 ["Broker:TcpKeepAlive:IntervalSeconds"] = interval.ToString(),
                 ["Broker:TcpKeepAlive:ProbeCount"] = probes.ToString(),

@@ -10,17 +10,34 @@ namespace Conformance.Infrastructure;
 
 /// <summary>
 /// The real broker host started in-process on 127.0.0.1 and an ephemeral port, with optional configuration
-/// overrides. Log lines are collected so tests can assert on them (and on the absence of errors).
+/// overrides. Log lines are collected so tests can assert on them (and on the absence of errors). Persistence is on,
+/// as in production, with a store directory of its own under the temp directory (tests run in parallel, and two
+/// brokers never share a store), removed at dispose; a test that does not need it passes
+/// <c>Broker:Persistence:Enabled=false</c>.
 /// </summary>
 internal sealed class BrokerInstance : IAsyncDisposable
 {
     private readonly IHost _host;
+    private readonly string? _storeDirectory;
 
-    private BrokerInstance(IHost host, IPEndPoint endPoint, LogCollector logs)
+    private BrokerInstance(IHost host, IPEndPoint endPoint, LogCollector logs, string? storeDirectory)
     {
         _host = host;
         EndPoint = endPoint;
         Logs = logs;
+        _storeDirectory = storeDirectory;
+    }
+
+    /// <summary>A new, empty store directory under the temp directory (not created yet); the caller removes it.</summary>
+    public static string NewStoreDirectory() => Path.Combine(Path.GetTempPath(), "broker-test-stores", Guid.NewGuid().ToString("N"));
+
+    /// <summary>Removes a store directory, if any (a broker that failed to start may have left nothing).</summary>
+    public static void DeleteStoreDirectory(string? directory)
+    {
+        if (directory is not null && Directory.Exists(directory))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     public IPEndPoint EndPoint { get; }
@@ -34,6 +51,13 @@ internal sealed class BrokerInstance : IAsyncDisposable
         Action<IServiceCollection>? configureServices = null, LogLevel minimumLogLevel = LogLevel.Debug)
     {
         var logs = new LogCollector();
+        string? storeDirectory = null;
+        string? enabled = null;
+        if (settings?.ContainsKey("Broker:Persistence:Path") != true
+            && (settings is null || !settings.TryGetValue("Broker:Persistence:Enabled", out enabled) || !string.Equals(enabled, "false", StringComparison.OrdinalIgnoreCase)))
+        {
+            storeDirectory = NewStoreDirectory();
+        }
         var builder = BrokerHost.CreateBuilder([], b =>
         {
             var overrides = new Dictionary<string, string?>
@@ -44,6 +68,16 @@ internal sealed class BrokerInstance : IAsyncDisposable
                 ["Broker:Metrics:Address"] = "127.0.0.1",
                 ["Broker:Metrics:Port"] = "0",
             };
+            if (storeDirectory is not null)
+            {
+                overrides["Broker:Persistence:Path"] = storeDirectory;
+            }
+            if (ReplacesClock(configureServices))
+            {
+                // A fake clock that the test advances by hand would also hold the store's flush interval (a timer on
+                // that clock) for ever: commit as soon as the writer is free instead (still group commit).
+                overrides["Broker:Persistence:FlushIntervalMilliseconds"] = "0";
+            }
             if (settings is not null)
             {
                 foreach (var (key, value) in settings)
@@ -58,9 +92,34 @@ internal sealed class BrokerInstance : IAsyncDisposable
             configureServices?.Invoke(b.Services);
         });
         var host = builder.Build();
-        await host.StartAsync();
+        try
+        {
+            await host.StartAsync();
+            var failures = host.Services.GetRequiredService<StartupFailures>();
+            if (failures.Any)
+            {
+                throw new InvalidOperationException("the broker did not start: " + string.Join("; ", failures.Messages));
+            }
+        }
+        catch
+        {
+            host.Dispose();
+            DeleteStoreDirectory(storeDirectory);
+            throw;
+        }
         var server = host.Services.GetRequiredService<BrokerServer>();
-        return new BrokerInstance(host, server.LocalEndPoint, logs);
+        return new BrokerInstance(host, server.LocalEndPoint, logs, storeDirectory);
+    }
+
+    private static bool ReplacesClock(Action<IServiceCollection>? configureServices)
+    {
+        if (configureServices is null)
+        {
+            return false;
+        }
+        var probe = new ServiceCollection();
+        configureServices(probe);
+        return probe.Any(d => d.ServiceType == typeof(TimeProvider));
     }
 
     public async ValueTask DisposeAsync()
@@ -73,6 +132,7 @@ internal sealed class BrokerInstance : IAsyncDisposable
         finally
         {
             _host.Dispose();
+            DeleteStoreDirectory(_storeDirectory);
         }
     }
 }

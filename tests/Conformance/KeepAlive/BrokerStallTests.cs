@@ -36,6 +36,8 @@ public sealed partial class BrokerStallTests
             // Never the fixed default 9464 on every address: a broker started by hand may hold it.
             "--Broker:Metrics:Address=127.0.0.1",
             "--Broker:Metrics:Port=0",
+            // Keep-alive only: no store (the default ./data next to the binary would be shared by parallel tests).
+            "--Broker:Persistence:Enabled=false",
             "--Broker:KeepAlive:TickMilliseconds=100",
             // Per-connection lines are Debug; the assertions below read the disconnect line of each client.
             "--Logging:LogLevel:Broker.Connections=Debug");

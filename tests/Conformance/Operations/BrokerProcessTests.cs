@@ -16,6 +16,9 @@ public sealed partial class BrokerProcessTests
     private static readonly string[] Local =
     [
         "--Broker:Tcp:Address=127.0.0.1", "--Broker:Tcp:Port=0", "--Broker:Metrics:Address=127.0.0.1", "--Broker:Metrics:Port=0",
+        // What the terminal shows, not what the store keeps: no store (the default ./data next to the binary would be
+        // shared by parallel tests). The store's own start-up failures are tested in PersistenceRestartTests.
+        "--Broker:Persistence:Enabled=false",
     ];
 
     [Fact]

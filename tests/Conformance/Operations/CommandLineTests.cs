@@ -14,6 +14,8 @@ public sealed class CommandLineTests
     private static readonly string[] Local =
     [
         "--Broker:Tcp:Address=127.0.0.1", "--Broker:Metrics:Address=127.0.0.1", "--Broker:Metrics:Port=0", "--Logging:LogLevel:Default=Warning",
+        // No store: the default ./data next to the binary would be shared by tests running in parallel.
+        "--Broker:Persistence:Enabled=false",
     ];
 
     private static async Task<(int ExitCode, string Output, string Error)> RunAsync(params string[] args)

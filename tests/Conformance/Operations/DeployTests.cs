@@ -37,6 +37,9 @@ public sealed class DeployTests
         Assert.Contains("LimitNOFILE=1048576", lines);
         Assert.Contains("RestartPreventExitStatus=2 3", lines);
         Assert.Contains(lines, l => l.StartsWith("ExecStart=", StringComparison.Ordinal) && l.EndsWith("Broker.dll", StringComparison.Ordinal));
+        // ProtectSystem=strict makes the install directory read-only: the store lives in the service's state directory.
+        string state = lines.Single(l => l.StartsWith("StateDirectory=", StringComparison.Ordinal))["StateDirectory=".Length..];
+        Assert.Contains($"Environment=Broker__Persistence__Path=/var/lib/{state}", lines);
     }
 
     [Fact]

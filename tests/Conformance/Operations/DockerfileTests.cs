@@ -92,6 +92,21 @@ public sealed class DockerfileTests
         Assert.Equal("LoopbackOnly", settings.RootElement.GetProperty("Broker").GetProperty("Auth").GetProperty("AllowAnonymous").GetString());
     }
 
+    [Fact]
+    public void The_persistent_store_is_a_volume_the_unprivileged_user_owns()
+    {
+        int finalStage = Instructions.Max(i => i.Stage);
+        var env = Instructions.Single(i => i.Stage == finalStage && i.Keyword == "ENV" && i.Arguments.StartsWith("Broker__Persistence__Path=", StringComparison.Ordinal));
+        string path = env.Arguments["Broker__Persistence__Path=".Length..];
+        Assert.StartsWith("/", path);
+        var volume = Instructions.Single(i => i.Stage == finalStage && i.Keyword == "VOLUME");
+        Assert.Equal(path, volume.Arguments);
+        // Created and handed to the user before USER: a new named volume copies the directory's owner.
+        int chown = Instructions.ToList().FindIndex(i => i.Stage == finalStage && i.Keyword == "RUN" && i.Arguments.Contains($"chown $APP_UID {path}", StringComparison.Ordinal));
+        int user = Instructions.ToList().FindIndex(i => i.Stage == finalStage && i.Keyword == "USER");
+        Assert.True(chown >= 0 && chown < user, "the store directory is created and chowned before USER");
+    }
+
     /// <summary>Instructions with their stage number (each FROM starts one); comments dropped, continuations joined.</summary>
     private static List<Instruction> Parse(string dockerfile)
     {

@@ -18,10 +18,12 @@ public sealed partial class DocumentedMetricNamesTests
     {
         await using var broker = await BrokerInstance.StartAsync();
         using var scraper = new MetricsScraper(broker);
-        // A connect and a publish, so that the histograms recorded per event have samples too.
+        // A connect and a publish, so that the histograms recorded per event have samples too; retained, so that the
+        // persistent store commits it (mqtt_persistence_commit_duration_seconds).
         using (var client = await MqttClients.ConnectAsync(broker, V500))
         {
-            await client.PublishAsync("docs/check", "x", MqttQualityOfServiceLevel.AtLeastOnce);
+            await client.PublishAsync(new MQTTnet.MqttApplicationMessageBuilder().WithTopic("docs/check").WithPayload("x")
+                .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag().Build(), TestContext.Current.CancellationToken);
         }
         // A takeover: a connection proven dead gives mqtt_connection_idle_before_death_seconds a sample.
         using (var first = await MqttClients.ConnectAsync(broker, V500, "docs-takeover"))
@@ -30,8 +32,9 @@ public sealed partial class DocumentedMetricNamesTests
         }
         var samples = await scraper.WaitUntilAsync(
             s => MetricsScraper.Value(s, "mqtt_keepalive_negotiated_seconds_count") >= 1 && MetricsScraper.Value(s, "mqtt_timer_wheel_tick_lag_seconds_count") >= 1
-                && MetricsScraper.Value(s, "mqtt_connection_idle_before_death_seconds_count") >= 1,
-            "one negotiated keep-alive, one wheel beat (the first comes a tick after start) and one takeover");
+                && MetricsScraper.Value(s, "mqtt_connection_idle_before_death_seconds_count") >= 1
+                && MetricsScraper.Value(s, "mqtt_persistence_commit_duration_seconds_count") >= 1,
+            "one negotiated keep-alive, one wheel beat (the first comes a tick after start), one takeover and one store commit");
         using var response = await scraper.GetAsync("metrics");
         string exposition = await response.Content.ReadAsStringAsync();
         var names = samples.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);

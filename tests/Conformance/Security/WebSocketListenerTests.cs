@@ -195,6 +195,36 @@ public sealed class WebSocketListenerTests : IDisposable
         Assert.True(TimeProvider.System.GetElapsedTime(stopped) < TimeSpan.FromSeconds(5), "shutdown waited for the WebSocket request");
     }
 
+    [Fact]
+    public async Task A_DISCONNECT_followed_by_the_clients_close_message_ends_in_a_close_handshake_not_a_reset()
+    {
+        await using var broker = await BrokerInstance.StartAsync(WebSocketSettings());
+        using var webSocket = new ClientWebSocket();
+        webSocket.Options.AddSubProtocol("mqtt");
+        var token = TestContext.Current.CancellationToken;
+        await webSocket.ConnectAsync(Url(broker), token);
+        var packets = new System.Buffers.ArrayBufferWriter<byte>();
+        MqttPacketWriter.Write(packets, Connect(MqttProtocolVersion.V311, "leaving"), MqttProtocolVersion.V311);
+        await webSocket.SendAsync(packets.WrittenMemory, WebSocketMessageType.Binary, endOfMessage: true, token);
+        var buffer = new byte[64];
+        Assert.Equal(WebSocketMessageType.Binary, (await webSocket.ReceiveAsync(buffer, token)).MessageType);
+
+        // What MQTT.js does on end(): DISCONNECT, then its close message at once, before the broker has answered. The
+        // broker stops reading MQTT at the DISCONNECT; its close handshake must still read the client's close message,
+        // or the TCP connection is reset with it unread (the client then sees EPIPE/ECONNRESET instead of a close).
+        packets.Clear();
+        MqttPacketWriter.Write(packets, new DisconnectPacket(), MqttProtocolVersion.V311);
+        await webSocket.SendAsync(packets.WrittenMemory, WebSocketMessageType.Binary, endOfMessage: true, token);
+        await webSocket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, token);
+
+        using var timeout = new CancellationTokenSource(Wait);
+        var close = await webSocket.ReceiveAsync(buffer, timeout.Token);
+        Assert.Equal(WebSocketMessageType.Close, close.MessageType);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, webSocket.CloseStatus);
+        Assert.Equal(WebSocketState.Closed, webSocket.State);
+        await WaitForAsync(() => broker.Services.GetRequiredService<ConnectionRegistry>().Count == 0, "the connection is still open");
+    }
+
     private static async Task WaitForAsync(Func<bool> condition, string failure)
     {
         var start = TimeProvider.System.GetTimestamp();

@@ -197,6 +197,8 @@ public sealed class KeepAliveInsightNamespaceTests
                 ["Broker:Metrics:Port"] = "0",
                 // The client is in a network namespace, not on loopback: anonymous is loopback-only by default.
                 ["Broker:Auth:AllowAnonymous"] = "true",
+                // Keep-alive insight only: no store (two brokers never share one, and this one needs none).
+                ["Broker:Persistence:Enabled"] = "false",
                 ["Broker:KeepAlive:Adaptive"] = "true",
                 ["Broker:KeepAlive:AdaptiveFloorSeconds"] = "1",
                 // One round of six clients is the whole sample here.
