@@ -244,7 +244,13 @@ internal sealed partial class MqttConnection
     /// <summary>Frames and handles every complete packet in the input buffer.</summary>
     private bool HandleInput()
     {
-        var all = new ReadOnlySequence<byte>(_input!, _inputStart, _inputEnd - _inputStart);
+        if (_input is null)
+        {
+            // HOOK(harden): held with nothing buffered (the hold came with the last packet of a read, and the buffer went
+            // back to the pool while parked): on resume there is nothing to handle; reading the socket goes on.
+            return true;
+        }
+        var all = new ReadOnlySequence<byte>(_input, _inputStart, _inputEnd - _inputStart);
         var buffer = all;
         int maxPacketSize = _services.Limits.MaxPacketSize;
         bool keepGoing = true;
