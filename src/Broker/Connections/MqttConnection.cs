@@ -261,7 +261,8 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
 
     private bool ProtocolViolation(MqttDecodeError error)
     {
-        BrokerLog.ProtocolViolation(_services.Logger, LogClientId.Length == 0 ? "(not connected)" : _clientId, ClientEndPoint, error.ToString());
+        // HOOK(harden): the escaped id, as every other line has it (this one wrote the raw id).
+        BrokerLog.ProtocolViolation(_services.Logger, _clientId.Length == 0 ? "(not connected)" : LogClientId, ClientEndPoint, error.ToString());
         var cause = error.Code is ReasonCode.PacketTooLarge or ReasonCode.ReceiveMaximumExceeded
             ? DisconnectCause.LimitExceeded
             : DisconnectCause.ProtocolError;

@@ -113,7 +113,7 @@ internal sealed class SessionStore
             session.ExpiryDeadline = null;
             Discard(session);
         }
-        BrokerLog.SessionExpired(_logger, session.ClientId);
+        BrokerLog.SessionExpired(_logger, LogText.Escape(session.ClientId)); // HOOK(harden): escaped like every client id in the log
         SessionExpired?.Invoke(session);
     }
 
