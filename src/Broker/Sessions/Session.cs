@@ -46,7 +46,9 @@ internal enum EnqueueResult
 /// <summary>What a session's queue may hold, and where back-pressure starts and stops.</summary>
 /// <param name="MaxMessages">Messages queued at most (not counting the in-flight window).</param>
 /// <param name="MaxBytes">Bytes queued at most (topic, payload and properties of each message, plus a fixed overhead).</param>
-internal readonly record struct QueueLimits(int MaxMessages, long MaxBytes)
+/// <param name="MaxInflightBytes">Bytes of QoS 1/2 messages sent and not yet acknowledged, counted the same way (0 = no limit):
+/// the in-flight window in bytes, beside its count. One message is always allowed, so a large one cannot block the queue.</param>
+internal readonly record struct QueueLimits(int MaxMessages, long MaxBytes, long MaxInflightBytes = 0)
 {
     // Publishers wait above half the limit and resume below a quarter: a reading subscriber's queue stays well under
     // the limit, so what a publisher had in flight when it was told to wait still fits.
@@ -77,6 +79,7 @@ internal sealed class Session : IKeepAliveTarget
     // Publishers waiting for this queue to drain (back-pressure); created the first time one waits.
     private List<IBackPressureWaiter>? _waiters;
     private OrderedDictionary<ushort, InflightMessage>? _inflight;
+    private long _inflightBytes;
     private HashSet<ushort>? _inboundQoS2;
     private ushort _lastPacketId;
 
@@ -207,6 +210,18 @@ internal sealed class Session : IKeepAliveTarget
         lock (this)
         {
             return _subscriptions is null ? [] : [.. _subscriptions.Values];
+        }
+    }
+
+    /// <summary>Bytes of the in-flight messages (see <see cref="QueueLimits.MaxInflightBytes"/>).</summary>
+    public long InflightBytes
+    {
+        get
+        {
+            lock (this)
+            {
+                return _inflightBytes;
+            }
         }
     }
 
@@ -368,12 +383,14 @@ internal sealed class Session : IKeepAliveTarget
                 if (message.QoS != QualityOfService.AtMostOnce)
                 {
                     _inflight ??= new OrderedDictionary<ushort, InflightMessage>();
-                    if (_inflight.Count >= inflightWindow)
+                    if (_inflight.Count >= inflightWindow
+                        || (limits.MaxInflightBytes > 0 && _inflight.Count > 0 && _inflightBytes + message.Message.QueuedSize > limits.MaxInflightBytes))
                     {
                         return false;
                     }
                     packetId = NextPacketId();
                     _inflight.Add(packetId, new InflightMessage { Outbound = message, PacketId = packetId });
+                    _inflightBytes += message.Message.QueuedSize;
                 }
                 _pending.Dequeue();
                 _pendingBytes -= message.Message.QueuedSize;
@@ -406,6 +423,7 @@ internal sealed class Session : IKeepAliveTarget
                 && (expected == QualityOfService.AtLeastOnce || inflight.Released))
             {
                 _inflight.Remove(packetId);
+                _inflightBytes -= inflight.Outbound.Message.QueuedSize;
                 return true;
             }
             return false;
@@ -431,7 +449,10 @@ internal sealed class Session : IKeepAliveTarget
     {
         lock (this)
         {
-            _inflight?.Remove(packetId);
+            if (_inflight is not null && _inflight.Remove(packetId, out var dropped))
+            {
+                _inflightBytes -= dropped.Outbound.Message.QueuedSize;
+            }
         }
     }
 
