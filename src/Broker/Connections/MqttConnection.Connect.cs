@@ -60,7 +60,7 @@ internal sealed partial class MqttConnection
         {
             metrics.ConnectAttempt(ConnectResult.BadAuthenticationMethod);
             return RefuseConnect(_version, (byte)ReasonCode.BadAuthenticationMethod,
-                $"authentication method '{method}' is not supported", DisconnectCause.ConnectRefused);
+                $"authentication method '{Diagnostics.LogText.Escape(method)}' is not supported", DisconnectCause.ConnectRefused);
         }
 
         // Broker:Limits:MaxConnections / MaxSessions: refused cleanly (5.0 0x97 Quota exceeded, 3.1.1 0x03 Server

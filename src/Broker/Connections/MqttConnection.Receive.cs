@@ -262,7 +262,8 @@ internal sealed partial class MqttConnection
         }
         if (_input is null)
         {
-            // Resumed after a hold with nothing left over (the buffer went back to the pool when the path parked).
+            // Held with nothing buffered (the hold came with the last packet of a read, and the buffer went back to the
+            // pool while parked): on resume there is nothing to handle; reading the socket goes on.
             return true;
         }
         var all = new ReadOnlySequence<byte>(_input!, _inputStart, _inputEnd - _inputStart);

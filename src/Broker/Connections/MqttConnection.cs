@@ -265,7 +265,8 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
 
     private bool ProtocolViolation(MqttDecodeError error)
     {
-        BrokerLog.ProtocolViolation(_services.Logger, LogClientId.Length == 0 ? "(not connected)" : _clientId, ClientEndPoint, error.ToString());
+        // The escaped id, as every other line has it.
+        BrokerLog.ProtocolViolation(_services.Logger, _clientId.Length == 0 ? "(not connected)" : LogClientId, ClientEndPoint, error.ToString());
         var cause = error.Code is ReasonCode.PacketTooLarge or ReasonCode.ReceiveMaximumExceeded
             ? DisconnectCause.LimitExceeded
             : DisconnectCause.ProtocolError;

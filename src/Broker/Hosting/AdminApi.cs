@@ -50,7 +50,7 @@ internal sealed class AdminApi
             {
                 return NotConnected(clientId);
             }
-            BrokerLog.AdminDisconnect(logger, clientId, remote);
+            BrokerLog.AdminDisconnect(logger, LogText.Escape(clientId), remote);
             return Results.Accepted(value: new DisconnectResult(clientId, "disconnecting"));
         }
     }

@@ -17,6 +17,12 @@ internal sealed record BrokerLimitsOptions
     public int MaxInflightMessages { get; init; } = 100;
 
     /// <summary>
+    /// The same window in bytes (as counted for MaxQueuedBytes; 0 = messages only): with large messages, 100 in flight
+    /// to a client that does not acknowledge would hold 100 MiB for it. One message is always allowed, however large.
+    /// </summary>
+    public long MaxInflightBytes { get; init; } = 4L * 1024 * 1024;
+
+    /// <summary>
     /// Messages waiting for one session beyond the in-flight window. Publishers are slowed (not read) while a reading
     /// subscriber's queue is past half of it; for a client that stopped reading, or an offline session, QoS 0 is dropped
     /// and a full queue drops its oldest messages for the newest (docs/overload.md).
@@ -110,6 +116,10 @@ internal sealed class BrokerLimitsOptionsValidator : IValidateOptions<BrokerLimi
         if (o.MaxInflightMessages is < 1 or > 65535)
         {
             errors.Add($"{BrokerLimitsOptions.Section}:MaxInflightMessages must be between 1 and 65535 (was {o.MaxInflightMessages})");
+        }
+        if (o.MaxInflightBytes < 0)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:MaxInflightBytes must not be negative (0 = no limit in bytes) (was {o.MaxInflightBytes})");
         }
         if (o.MaxQueuedMessages < 0)
         {

@@ -28,12 +28,12 @@ internal sealed class Router
         _time = time;
         _metrics = metrics;
         _store = store;
-        _queueLimits = new QueueLimits(limits.Value.MaxQueuedMessages, limits.Value.MaxQueuedBytes);
+        _queueLimits = new QueueLimits(limits.Value.MaxQueuedMessages, limits.Value.MaxQueuedBytes, limits.Value.MaxInflightBytes);
         _retained = new RetainedMessageStore<ApplicationMessage>(
             new RetainedStoreLimits(limits.Value.MaxRetainedMessages, limits.Value.MaxRetainedBytes), RetainedSize);
     }
 
-    /// <summary>The per-session queue limits (Broker:Limits:MaxQueuedMessages / MaxQueuedBytes) and watermarks.</summary>
+    /// <summary>The per-session queue limits (Broker:Limits:MaxQueuedMessages / MaxQueuedBytes / MaxInflightBytes) and watermarks.</summary>
     public QueueLimits QueueLimits => _queueLimits;
 
     public int SubscriptionCount => _tree.Count;

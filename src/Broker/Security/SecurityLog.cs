@@ -1,4 +1,5 @@
 using System.Net;
+using Broker.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace Broker.Security;
@@ -9,8 +10,13 @@ namespace Broker.Security;
 /// </summary>
 internal static partial class SecurityLog
 {
+    // What a client sent (client id, user name, certificate subject) is escaped here, in the one place every caller
+    // goes through: a client cannot forge log lines (issue #11).
+    public static void Refused(ILogger logger, string clientId, IPAddress? remoteAddress, AuthenticationOutcome outcome, string reason, string? userName) =>
+        RefusedEscaped(logger, LogText.Escape(clientId), remoteAddress, outcome, reason, LogText.Escape(userName));
+
     [LoggerMessage(EventId = 1100, Level = LogLevel.Information, Message = "Client {ClientId} from {RemoteAddress} refused ({Outcome}): {Reason}; user '{UserName}'")]
-    public static partial void Refused(ILogger logger, string clientId, IPAddress? remoteAddress, AuthenticationOutcome outcome, string reason, string? userName);
+    private static partial void RefusedEscaped(ILogger logger, string clientId, IPAddress? remoteAddress, AuthenticationOutcome outcome, string reason, string userName);
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Anonymous clients are accepted on the {Listener} listener at {Address}, which other machines can reach: set Broker:Auth:AllowAnonymous to LoopbackOnly or false, and give clients credentials (docs/security.md)")]
     public static partial void AnonymousOpenToNetwork(ILogger logger, string listener, string address);
@@ -30,12 +36,18 @@ internal static partial class SecurityLog
     [LoggerMessage(EventId = 1106, Level = LogLevel.Warning, Message = "Cannot watch {Directory} for changes of {Setting} ({Problem}); changes are still noticed at connects, within {IntervalSeconds} s")]
     public static partial void WatchFailed(ILogger logger, string directory, string setting, string problem, double intervalSeconds);
 
+    public static void DangerousNameForPatterns(ILogger logger, string clientId, string? userName) =>
+        DangerousNameForPatternsEscaped(logger, LogText.Escape(clientId), LogText.Escape(userName));
+
     [LoggerMessage(EventId = 1107, Level = LogLevel.Information, Message = "ACL patterns do not apply to client {ClientId} (user '{UserName}'): its user name or client id contains '+', '#' or '/'")]
-    public static partial void DangerousNameForPatterns(ILogger logger, string clientId, string? userName);
+    private static partial void DangerousNameForPatternsEscaped(ILogger logger, string clientId, string userName);
 
     [LoggerMessage(EventId = 1108, Level = LogLevel.Warning, Message = "The TLS server certificate {Subject} expires at {NotAfter:u} (in {Days:F0} days)")]
     public static partial void CertificateExpiring(ILogger logger, string subject, DateTime notAfter, double days);
 
+    public static void ClientCertificateRefused(ILogger logger, string problem, string? subject) =>
+        ClientCertificateRefusedEscaped(logger, problem, LogText.Escape(subject));
+
     [LoggerMessage(EventId = 1109, Level = LogLevel.Information, Message = "TLS client certificate refused: {Problem}; subject '{Subject}'")]
-    public static partial void ClientCertificateRefused(ILogger logger, string problem, string? subject);
+    private static partial void ClientCertificateRefusedEscaped(ILogger logger, string problem, string subject);
 }

@@ -48,7 +48,9 @@ internal enum EnqueueResult
 /// <summary>What a session's queue may hold, and where back-pressure starts and stops.</summary>
 /// <param name="MaxMessages">Messages queued at most (not counting the in-flight window).</param>
 /// <param name="MaxBytes">Bytes queued at most (topic, payload and properties of each message, plus a fixed overhead).</param>
-internal readonly record struct QueueLimits(int MaxMessages, long MaxBytes)
+/// <param name="MaxInflightBytes">Bytes of QoS 1/2 messages sent and not yet acknowledged, counted the same way (0 = no limit):
+/// the in-flight window in bytes, beside its count. One message is always allowed, so a large one cannot block the queue.</param>
+internal readonly record struct QueueLimits(int MaxMessages, long MaxBytes, long MaxInflightBytes = 0)
 {
     // Publishers wait above half the limit and resume below a quarter: a reading subscriber's queue stays well under
     // the limit, so what a publisher had in flight when it was told to wait still fits.
@@ -79,6 +81,7 @@ internal sealed class Session : IKeepAliveTarget
     // Publishers waiting for this queue to drain (back-pressure); created the first time one waits.
     private List<IBackPressureWaiter>? _waiters;
     private OrderedDictionary<ushort, InflightMessage>? _inflight;
+    private long _inflightBytes;
     private HashSet<ushort>? _inboundQoS2;
     private ushort _lastPacketId;
     // Non-null while the session is persistent (expiry above 0, store enabled): each change below is appended to it
@@ -229,12 +232,9 @@ internal sealed class Session : IKeepAliveTarget
                     dropped++;
                     continue;
                 }
-                _inflight.Add(packetId, new InflightMessage
-                {
-                    Outbound = new OutboundMessage(messageOf(entry.Message), entry.QoS, entry.Retain, entry.SubscriptionIdentifiers, entry.Sequence),
-                    PacketId = packetId,
-                    Released = entry.Released,
-                });
+                var outbound = new OutboundMessage(messageOf(entry.Message), entry.QoS, entry.Retain, entry.SubscriptionIdentifiers, entry.Sequence);
+                _inflight.Add(packetId, new InflightMessage { Outbound = outbound, PacketId = packetId, Released = entry.Released });
+                _inflightBytes += outbound.Message.QueuedSize;
                 _lastPacketId = packetId;
             }
             foreach (var entry in stored.Queued)
@@ -364,6 +364,18 @@ internal sealed class Session : IKeepAliveTarget
         lock (this)
         {
             return _subscriptions is null ? [] : [.. _subscriptions.Values];
+        }
+    }
+
+    /// <summary>Bytes of the in-flight messages (see <see cref="QueueLimits.MaxInflightBytes"/>).</summary>
+    public long InflightBytes
+    {
+        get
+        {
+            lock (this)
+            {
+                return _inflightBytes;
+            }
         }
     }
 
@@ -532,7 +544,8 @@ internal sealed class Session : IKeepAliveTarget
                 if (message.QoS != QualityOfService.AtMostOnce)
                 {
                     _inflight ??= new OrderedDictionary<ushort, InflightMessage>();
-                    if (_inflight.Count >= inflightWindow)
+                    if (_inflight.Count >= inflightWindow
+                        || (limits.MaxInflightBytes > 0 && _inflight.Count > 0 && _inflightBytes + message.Message.QueuedSize > limits.MaxInflightBytes))
                     {
                         return false;
                     }
@@ -542,6 +555,7 @@ internal sealed class Session : IKeepAliveTarget
                     {
                         _journal?.MarkInflight(ClientId, message.Sequence, packetId);
                     }
+                    _inflightBytes += message.Message.QueuedSize;
                 }
                 _pending.Dequeue();
                 _pendingBytes -= message.Message.QueuedSize;
@@ -575,6 +589,7 @@ internal sealed class Session : IKeepAliveTarget
             {
                 _inflight.Remove(packetId);
                 ForgetLocked(inflight.Outbound);
+                _inflightBytes -= inflight.Outbound.Message.QueuedSize;
                 return true;
             }
             return false;
@@ -607,6 +622,7 @@ internal sealed class Session : IKeepAliveTarget
             if (_inflight is not null && _inflight.Remove(packetId, out var dropped))
             {
                 ForgetLocked(dropped.Outbound);
+                _inflightBytes -= dropped.Outbound.Message.QueuedSize;
             }
         }
     }

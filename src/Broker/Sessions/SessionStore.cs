@@ -160,7 +160,7 @@ internal sealed class SessionStore
             session.ExpiryDeadline = null;
             Discard(session);
         }
-        BrokerLog.SessionExpired(_logger, session.ClientId);
+        BrokerLog.SessionExpired(_logger, LogText.Escape(session.ClientId));
         SessionExpired?.Invoke(session);
     }
 

@@ -25,6 +25,8 @@ internal sealed class SocketListener : IDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly AcceptOperation _accept;
+   
+    private readonly DescriptorHeadroom _headroom;
     private Socket? _listenSocket;
     private EndPoint? _localEndPoint;
     private Action<Socket>? _onAccepted;
@@ -50,6 +52,7 @@ internal sealed class SocketListener : IDisposable
         _logger = loggerFactory.CreateLogger<SocketListener>();
         _time = timeProvider ?? TimeProvider.System;
         _accept = new AcceptOperation(this);
+        _headroom = DescriptorHeadroom.ForThisProcess();
         _lastErrorLog = _time.GetTimestamp() - (long)(AcceptErrorLogInterval.TotalSeconds * _time.TimestampFrequency);
     }
 
@@ -156,9 +159,16 @@ internal sealed class SocketListener : IDisposable
         {
             case SocketError.Success when accepted is not null:
                 _backoff = FirstBackoff;
+                bool low = _headroom.IsLow(accepted);
                 if (Configure(accepted))
                 {
                     _onAccepted!(accepted);
+                }
+                if (low)
+                {
+                    // This client is served; the next ones wait in the backlog until descriptors are free again.
+                    BackOff(SocketError.TooManyOpenSockets);
+                    return false;
                 }
                 return true;
             case SocketError.ConnectionReset or SocketError.ConnectionAborted:
@@ -174,7 +184,8 @@ internal sealed class SocketListener : IDisposable
     }
 
     /// <summary>
-    /// Out of descriptors (EMFILE/ENFILE), buffers (ENOBUFS) or memory: pending clients wait in the listen backlog
+    /// Out of descriptors (EMFILE/ENFILE, or fewer than <see cref="DescriptorHeadroom.Reserve"/> left), buffers (ENOBUFS)
+    /// or memory: pending clients wait in the listen backlog
     /// while the broker pauses accepting, doubling the pause up to <see cref="MaxBackoff"/>; one log line per
     /// interval says how many accepts failed.
     /// </summary>
@@ -190,15 +201,32 @@ internal sealed class SocketListener : IDisposable
             _errorsSinceLog = 0;
             _lastErrorLog = now;
         }
+        ArmBackoffTimer();
+    }
+
+    private void ArmBackoffTimer()
+    {
         var delay = _backoff;
         _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, MaxBackoff.Ticks));
-        var timer = _backoffTimer ??= _time.CreateTimer(static state =>
-        {
-            var listener = (SocketListener)state!;
-            listener._backingOff = false;
-            listener.AcceptLoop();
-        }, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        var timer = _backoffTimer ??= _time.CreateTimer(static state => ((SocketListener)state!).ResumeAfterBackoff(),
+            this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         timer.Change(delay, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>Accepting resumes once the process has descriptors to spare again (see <see cref="DescriptorHeadroom"/>).</summary>
+    private void ResumeAfterBackoff()
+    {
+        if (Volatile.Read(ref _stopped) != 0)
+        {
+            return;
+        }
+        if (_headroom.IsLowNow())
+        {
+            ArmBackoffTimer();
+            return;
+        }
+        _backingOff = false;
+        AcceptLoop();
     }
 
     /// <summary>Connects arrive faster than Broker:Limits:ConnectRate: nothing is accepted until the next token.</summary>
