@@ -74,7 +74,35 @@ public sealed class SqliteStoreFailureTests : IDisposable
         var ex = Assert.Throws<StoreUnreadableException>(() => _rig.Create().Open());
 
         Assert.Equal(StoreUnreadableReason.SchemaVersion, ex.Reason);
-        Assert.Contains("schema version 99; this broker reads version 1 (a newer broker wrote it)", ex.Message);
+        Assert.Contains("schema version 99; this broker reads version 2 (a newer broker wrote it)", ex.Message);
+    }
+
+    [Fact]
+    public async Task A_version_1_store_is_upgraded_in_place_its_sessions_kept_without_an_owner()
+    {
+        var (store, _) = _rig.Open();
+        store.Append(StoreOperation.UpsertSession("old-device", 3600, _rig.Time.GetUtcNow(), "alice"));
+        await StoreRig.FlushAsync(store);
+        store.Dispose();
+        // What a broker of schema version 1 left: the same tables without the session's owner.
+        using (var raw = _rig.OpenRaw())
+        {
+            using var cmd = new SqliteCommand("ALTER TABLE session DROP COLUMN owner; PRAGMA user_version = 1", raw);
+            cmd.ExecuteNonQuery();
+        }
+
+        var (upgraded, restored) = _rig.Open();
+
+        var session = Assert.Single(restored.Sessions);
+        Assert.Equal(("old-device", (string?)null), (session.ClientId, session.OwnerUserName));
+        upgraded.Append(StoreOperation.UpsertSession("old-device", 3600, _rig.Time.GetUtcNow(), "alice"));
+        await StoreRig.FlushAsync(upgraded);
+        Assert.Equal("alice", Assert.Single(_rig.Reopen(upgraded).Sessions).OwnerUserName);
+        using (var raw = _rig.OpenRaw())
+        {
+            using var cmd = new SqliteCommand("PRAGMA user_version", raw);
+            Assert.Equal(2L, cmd.ExecuteScalar());
+        }
     }
 
     [Fact]
