@@ -16,6 +16,9 @@ internal sealed class RecordingTarget : IKeepAliveTarget
 
     public int HasUnreadInputQueries { get; private set; }
 
+    /// <summary>Runs inside the wheel's unread-input check: what the read loop does concurrently at that moment.</summary>
+    public Action? WhenAskedForUnreadInput { get; set; }
+
     public IReadOnlyList<DeadlineExpiry> Expiries
     {
         get
@@ -34,6 +37,7 @@ internal sealed class RecordingTarget : IKeepAliveTarget
         get
         {
             HasUnreadInputQueries++;
+            WhenAskedForUnreadInput?.Invoke();
             return HasUnreadInput;
         }
     }

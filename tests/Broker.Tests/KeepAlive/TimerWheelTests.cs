@@ -434,6 +434,31 @@ public sealed class TimerWheelTests
     }
 
     [Fact]
+    public void A_packet_read_while_the_wheel_looks_for_unread_input_saves_the_client()
+    {
+        using var h = new WheelHarness();
+        var talking = new RecordingTarget();
+        var deadline = h.Wheel.Register(talking, DeadlineKind.KeepAlive, 3 * Sec);
+        h.RunUntil(1 * Sec);
+
+        // After a stall the read loop and the wheel resume together: between the wheel's first look at the deadline
+        // and its unread-input check, the read loop takes the waiting PINGREQ (the kernel is empty again) and touches.
+        talking.WhenAskedForUnreadInput = () =>
+        {
+            deadline.Touch();
+            talking.WhenAskedForUnreadInput = null;
+        };
+        h.JumpTo(5 * Sec);
+
+        Assert.Equal(1, talking.HasUnreadInputQueries);
+        Assert.False(talking.Expired);
+        h.RunUntil((8 * Sec) - h.Tick);
+        Assert.False(talking.Expired);
+        h.RunUntil((8 * Sec) + h.Tick);
+        Assert.True(talking.Expired);
+    }
+
+    [Fact]
     public void Tick_lag_is_measured_on_every_advance_that_processes_a_tick()
     {
         using var h = new WheelHarness();

@@ -446,6 +446,17 @@ internal sealed class TimerWheel : IDisposable
             return;
         }
 
+        // Read the activity again after the unread-input check: the read loop may have taken the waiting packet and
+        // touched the entry between the first look and that check (it touches before it stops counting as
+        // receiving), which is what happens to clients that kept sending through a stall when the read loop and
+        // the wheel resume together.
+        if (entry.DeadlineTimestamp() is var touched && touched > now)
+        {
+            entry.Deferrals = 0;
+            LinkLocked(entry, Math.Max(TickAtOrBefore(touched), nowTick + 1));
+            return;
+        }
+
         entry.State = DeadlineState.PendingExpiry;
         long reference = deadline - entry.TimeoutUnits;
         var expiry = new DeadlineExpiry(entry.ArmedKind, entry.ArmedTimeout, _time.GetElapsedTime(reference, now));
