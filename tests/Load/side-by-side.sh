@@ -4,7 +4,7 @@
 #   dotnet publish -c Release src/Broker -o /tmp/brokerbin && dotnet build -c Release tests/Load
 #   apt-get install -y mosquitto
 # usage: tests/Load/side-by-side.sh OUTDIR [hold silent connect storm fanout0 fanin0 fanout0paced pairs1 pairs1p
-#                                           ovpairs1 ovfanin0 ovfanin1 ovstall ovstallbase]
+#                                           ovpairs1 ovfanin0 ovfanin1 ovstall ovstallbase connect19k]
 # env: SMALL=1 (tiny sizes, a dry run), DUR=S (hold seconds, 60), BROKERS="ours mosquitto" (also: ours-off, ours
 #      without persistence), OURS_ENV="NAME=VALUE ..." (environment of our broker, for runtime-setting variants),
 #      OURS_ARGS="--Broker:... ..." (extra arguments of our broker)
@@ -84,6 +84,15 @@ for scenario in $SCENARIOS; do
       pairs1) run pairs1 $broker pubsub --mode pairs --clients $(n 1000 100) --qos 1 --duration 10 --rate 0 --drain 5 ;;
       # The same with persistent sessions: every message is written for its subscriber's session before the PUBACK.
       pairs1p) run pairs1p $broker pubsub --mode pairs --clients $(n 1000 100) --qos 1 --duration 10 --rate 0 --drain 5 --clean-start false ;;
+      # Overload (docs/overload.md): unpaced publishers, with 1,000 idle clients pinging every 5 s beside them.
+      ovpairs1) run ovpairs1 $broker pubsub --mode pairs --clients 100 --qos 1 --max-inflight 64 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      ovfanin0) run ovfanin0 $broker pubsub --mode fan-in --clients 101 --qos 0 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      ovfanin1) run ovfanin1 $broker pubsub --mode fan-in --clients 101 --qos 1 --duration 10 --rate 0 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      # A subscriber that stops reading for 30 s while 100 others receive paced traffic, and the same run without it.
+      ovstall) run ovstall $broker pubsub --mode fan-out --clients 102 --qos 0 --duration 40 --rate 100 --drain 10 --stall-subscribers 1 --stall-seconds 30 --stall-at 5 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      ovstallbase) run ovstallbase $broker pubsub --mode fan-out --clients 102 --qos 0 --duration 40 --rate 100 --drain 10 --idle-clients $(n 1000 100) --keepalive 5 --broker-pid '$PID' ;;
+      # Issue #9's connect figure: a whole idle fleet connecting unpaced with 100 in flight, then holding for 30 s.
+      connect19k) run connect19k $broker hold --clients $(n 19000 2000) --keepalive 60 --duration 30 --rate 0 --max-pending 100 --workers 2 --broker-pid '$PID' ;;
       *) echo "unknown scenario $scenario" >&2 ;;
     esac
   done

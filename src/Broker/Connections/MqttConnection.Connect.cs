@@ -119,7 +119,7 @@ internal sealed partial class MqttConnection
             return RefuseNotAuthorized(clientId, verdict.UserName, $"the will topic '{willToCheck.Topic}' is not writable for this client");
         }
         var sessions = _services.Sessions;
-        if (sessions.TryGet(clientId, out var existing) && !_services.Authenticator.MayTakeOver(existing!.OwnerUserName, verdict.UserName))
+        if (sessions.TryGet(clientId, out var existing) && !existing!.MayBeTakenOverBy(verdict.UserName, _services.MayTakeOver))
         {
             // Checked before the will is cancelled: a refused CONNECT leaves the owner's session and will alone.
             return RefuseNotAuthorized(clientId, verdict.UserName, "the session of this client id belongs to another user (Broker:Auth:TakeoverRequiresSameUser)");

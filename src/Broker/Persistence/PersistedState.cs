@@ -82,6 +82,15 @@ internal sealed class PersistedSession
     /// <summary>User name of the client that owned the session (null: anonymous): takeover and ACL after a restart.</summary>
     public string? OwnerUserName { get; init; }
 
+    /// <summary>Restored from a store that did not record owners: whoever resumes the session first owns it.</summary>
+    public bool OwnerUnknown { get; init; }
+
+    /// <summary>
+    /// The owner written for a session whose owner is not known (restored from a version 1 store and not resumed
+    /// since). A user name cannot hold U+0000 [MQTT-1.5.4-2], so this never matches a real one.
+    /// </summary>
+    public const string UnknownOwner = "\0unknown";
+
     public List<PersistedSubscription> Subscriptions { get; } = [];
 
     /// <summary>Messages sent and not completed, in the order they were sent (resent first [MQTT-4.4.0-1]).</summary>

@@ -25,7 +25,7 @@ internal sealed partial class SqliteBrokerStateStore
             }
             if (version == 1)
             {
-                // Version 1 lacks only the session owner: added, and the sessions of that store count as anonymous.
+                // Version 1 lacks only the session owner: added, marked unknown (the first client to resume a session owns it).
                 Execute(connection, SqliteSchema.UpgradeFrom1);
                 version = SqliteSchema.Version;
             }
@@ -147,7 +147,8 @@ internal sealed partial class SqliteBrokerStateStore
                     ExpiryIntervalSeconds = (uint)reader.GetInt64(1),
                     DisconnectedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
                     WasConnected = wasConnected.Contains(clientId),
-                    OwnerUserName = reader.IsDBNull(3) ? null : reader.GetString(3),
+                    OwnerUserName = reader.IsDBNull(3) ? null : reader.GetString(3) is var owner && owner == SqliteSchema.UnknownOwner ? null : owner,
+                    OwnerUnknown = !reader.IsDBNull(3) && reader.GetString(3) == SqliteSchema.UnknownOwner,
                 };
             }
         }

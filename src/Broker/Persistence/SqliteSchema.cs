@@ -12,7 +12,10 @@ internal static class SqliteSchema
     public const int Version = 2;
 
     /// <summary>From version 1 to 2: sessions remember their owner's user name (same-user takeover, ACL after a restart).</summary>
-    public const string UpgradeFrom1 = "ALTER TABLE session ADD COLUMN owner TEXT; PRAGMA user_version = 2;";
+    public const string UpgradeFrom1 = "ALTER TABLE session ADD COLUMN owner TEXT; UPDATE session SET owner = char(0) || 'unknown'; PRAGMA user_version = 2;";
+
+    /// <summary>How the owner column says "not recorded" (<see cref="PersistedSession.UnknownOwner"/>).</summary>
+    public const string UnknownOwner = PersistedSession.UnknownOwner;
 
     public const string FileName = "broker.db";
 

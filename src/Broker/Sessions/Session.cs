@@ -117,6 +117,13 @@ internal sealed class Session : IKeepAliveTarget
     /// <summary>The authenticated user of the connection that last attached (null: anonymous); only that user may take it over.</summary>
     public string? OwnerUserName { get; set; }
 
+    /// <summary>Restored from a store that did not record the owner: the first client that resumes it becomes the owner.</summary>
+    public bool OwnerUnknown { get; set; }
+
+    /// <summary>Whether <paramref name="userName"/> may take this session over: always when its owner is unknown.</summary>
+    public bool MayBeTakenOverBy(string? userName, Func<string?, string?, bool> mayTakeOver) =>
+        OwnerUnknown || mayTakeOver(OwnerUserName, userName);
+
     /// <summary>The delivery filter of the client's ACL; null when it may receive everything (no ACL).</summary>
     public Routing.ITopicPermissions? Permissions { get; set; }
 
@@ -151,7 +158,7 @@ internal sealed class Session : IKeepAliveTarget
                 Volatile.Write(ref _journal, null);
                 return true;
             }
-            journal.UpsertSession(ClientId, ExpiryIntervalSeconds, connected, OwnerUserName);
+            journal.UpsertSession(ClientId, ExpiryIntervalSeconds, connected, OwnerUnknown ? Persistence.PersistedSession.UnknownOwner : OwnerUserName);
             if (current is null)
             {
                 WriteSnapshotLocked(journal);

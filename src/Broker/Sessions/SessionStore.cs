@@ -68,7 +68,7 @@ internal sealed class SessionStore
     {
         lock (_bindGate)
         {
-            if (_sessions.TryGetValue(clientId, out var existing) && !mayTakeOver(existing.OwnerUserName, userName))
+            if (_sessions.TryGetValue(clientId, out var existing) && !existing.MayBeTakenOverBy(userName, mayTakeOver))
             {
                 sessionPresent = false;
                 previousOwner = null;
@@ -76,6 +76,7 @@ internal sealed class SessionStore
             }
             var session = AttachLocked(clientId, cleanStart, expiryIntervalSeconds, owner, out sessionPresent, out previousOwner, out bool wroteStore);
             session.OwnerUserName = userName;
+            session.OwnerUnknown = false;
             session.Permissions = permissions is { IsUnrestricted: false } ? permissions : null;
             // After the owner is set: the store keeps it, so same-user takeover holds across a restart.
             PersistAttached(session, wroteStore);

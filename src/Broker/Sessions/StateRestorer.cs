@@ -64,6 +64,7 @@ internal sealed class StateRestorer(SessionStore sessions, Router router, WillPu
                 DisconnectedTimestamp = time.GetTimestamp() - (long)(age.TotalSeconds * time.TimestampFrequency),
                 // The owner and its ACL come back too: same-user takeover and delivery filtering hold across a restart.
                 OwnerUserName = stored.OwnerUserName,
+                OwnerUnknown = stored.OwnerUnknown,
                 Permissions = permissions is { IsUnrestricted: false } ? permissions : null,
             };
             foreach (var s in stored.Subscriptions)

@@ -78,7 +78,7 @@ public sealed class SqliteStoreFailureTests : IDisposable
     }
 
     [Fact]
-    public async Task A_version_1_store_is_upgraded_in_place_its_sessions_kept_without_an_owner()
+    public async Task A_version_1_store_is_upgraded_in_place_its_sessions_kept_with_an_unknown_owner()
     {
         var (store, _) = _rig.Open();
         store.Append(StoreOperation.UpsertSession("old-device", 3600, _rig.Time.GetUtcNow(), "alice"));
@@ -94,10 +94,11 @@ public sealed class SqliteStoreFailureTests : IDisposable
         var (upgraded, restored) = _rig.Open();
 
         var session = Assert.Single(restored.Sessions);
-        Assert.Equal(("old-device", (string?)null), (session.ClientId, session.OwnerUserName));
+        Assert.Equal(("old-device", (string?)null, true), (session.ClientId, session.OwnerUserName, session.OwnerUnknown));
         upgraded.Append(StoreOperation.UpsertSession("old-device", 3600, _rig.Time.GetUtcNow(), "alice"));
         await StoreRig.FlushAsync(upgraded);
-        Assert.Equal("alice", Assert.Single(_rig.Reopen(upgraded).Sessions).OwnerUserName);
+        var claimed = Assert.Single(_rig.Reopen(upgraded).Sessions);
+        Assert.Equal(("alice", false), (claimed.OwnerUserName, claimed.OwnerUnknown));
         using (var raw = _rig.OpenRaw())
         {
             using var cmd = new SqliteCommand("PRAGMA user_version", raw);

@@ -56,4 +56,43 @@ public sealed class OwnerAcrossRestartTests : IDisposable
             Assert.Equal("alice/state", delivered.Topic);
         }
     }
+
+    [Fact]
+    public async Task A_session_from_a_store_that_did_not_record_owners_goes_to_the_first_client_that_resumes_it()
+    {
+        var persistent = new MqttProperties { SessionExpiryInterval = 3600 };
+        await using (var broker = await StartAsync())
+        {
+            await using var alice = await SecurityKit.LoggedInAsync(broker, V500, "device-8", "alice", "alice-pw", properties: persistent);
+            Assert.Equal([1], await SecurityKit.SubscribeAsync(alice, V500, 1, ("alice/#", QualityOfService.AtLeastOnce)));
+            await alice.SendAsync(new DisconnectPacket(), V500);
+            await alice.ReadUntilClosedAsync(V500, SecurityKit.Wait);
+        }
+        // What a broker of schema version 1 left: no owner column.
+        using (var raw = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_store, Broker.Persistence.SqliteSchema.FileName)};Pooling=False"))
+        {
+            raw.Open();
+            using var downgrade = new Microsoft.Data.Sqlite.SqliteCommand("ALTER TABLE session DROP COLUMN owner; PRAGMA user_version = 1", raw);
+            downgrade.ExecuteNonQuery();
+        }
+
+        await using (var broker = await StartAsync())
+        {
+            // The session's owner is unknown: alice, who resumes it first, gets it (and owns it from now on) ...
+            var (alice, aliceAck) = await SecurityKit.ConnectAsync(broker, V500, "device-8", "alice", "alice-pw", cleanStart: false, properties: persistent);
+            await using (alice)
+            {
+                Assert.Equal(((byte)ReasonCode.Success, true), (aliceAck!.ReasonCode, aliceAck.SessionPresent));
+                await alice.SendAsync(new DisconnectPacket(), V500);
+                await alice.ReadUntilClosedAsync(V500, SecurityKit.Wait);
+            }
+
+            // ... so bob cannot take it over afterwards.
+            var (bob, bobAck) = await SecurityKit.ConnectAsync(broker, V500, "device-8", "bob", "bob-pw", cleanStart: false, properties: persistent);
+            await using (bob)
+            {
+                Assert.Equal((byte)ReasonCode.NotAuthorized, bobAck?.ReasonCode);
+            }
+        }
+    }
 }
