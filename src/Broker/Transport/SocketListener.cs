@@ -283,9 +283,13 @@ internal sealed class SocketListener : IDisposable
     {
         protected override void OnCompleted(SocketAsyncEventArgs e)
         {
+            // This runs on the socket-engine thread (completions are inline), which also reads every client. The rest
+            // of a burst (the backlog may hold thousands) is accepted on the thread pool instead: accepting them here,
+            // each with its setsockopt calls, would keep connected clients' PINGREQs and the new clients' CONNECTs
+            // waiting until the backlog is empty.
             if (owner.OnAcceptCompleted())
             {
-                owner.AcceptLoop();
+                ThreadPool.UnsafeQueueUserWorkItem(static listener => listener.AcceptLoop(), owner, preferLocal: false);
             }
         }
     }
