@@ -47,6 +47,36 @@ public sealed class LimitsTests
     }
 
     [Theory]
+    [InlineData(RawVersion.V500)]
+    [InlineData(RawVersion.V311)]
+    public async Task A_will_topic_deeper_than_MaxTopicLevels_refuses_the_CONNECT(RawVersion version)
+    {
+        await using var broker = await BrokerInstance.StartAsync(ThreeLevels);
+        await using var raw = await RawClient.ConnectAsync(broker);
+        await raw.SendAsync(new ConnectPacket
+        {
+            ProtocolVersion = version,
+            ClientId = "deep-will",
+            CleanStart = true,
+            KeepAliveSeconds = 30,
+            Will = new WillMessage { Topic = "a/b/c/d", Payload = "gone"u8.ToArray() },
+        }, version);
+
+        var answers = await raw.ReadUntilClosedAsync(version, TimeSpan.FromSeconds(5));
+        if (version == RawVersion.V500)
+        {
+            var ack = Assert.IsType<ConnAckPacket>(Assert.Single(answers));
+            Assert.Equal((byte)ReasonCode.TopicNameInvalid, ack.ReasonCode);
+            Assert.Contains("MaxTopicLevels", ack.Properties?.ReasonString);
+            await broker.Logs.WaitForAsync(5, "will topic: topic name with more levels than Broker:Limits:MaxTopicLevels", TimeSpan.FromSeconds(5));
+        }
+        else
+        {
+            Assert.Empty(answers); // 3.1.1 has no return code for a bad will topic: the connection is closed
+        }
+    }
+
+    [Theory]
     [InlineData(RawVersion.V500, 0x8F)] // Topic Filter Invalid
     [InlineData(RawVersion.V311, 0x80)] // Failure
     public async Task Subscribe_refuses_only_the_filters_beyond_the_topic_limits(RawVersion version, byte refused)

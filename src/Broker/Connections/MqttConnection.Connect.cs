@@ -56,6 +56,15 @@ internal sealed partial class MqttConnection
             return RefuseConnect(_version, V5 ? (byte)ReasonCode.ClientIdentifierNotValid : (byte)ConnectReturnCode.IdentifierRejected,
                 $"client identifier longer than Broker:Limits:MaxClientIdLength ({limits.MaxClientIdLength})", DisconnectCause.ConnectRefused);
         }
+        if (connect.Will is { } will && !limits.TopicLimits.IsTopicNameAllowed(will.Topic.AsSpan(), out var willTopicError))
+        {
+            // Broker:Limits:MaxTopicLength / MaxTopicLevels hold for the will too: refused now, not when it would be published.
+            metrics.ConnectAttempt(ConnectResult.MalformedConnect);
+            string reason = "will topic: " + willTopicError.Message;
+            return V5
+                ? RefuseConnect(_version, (byte)ReasonCode.TopicNameInvalid, reason, DisconnectCause.ProtocolError, reason)
+                : Fail(DisconnectCause.ProtocolError, "CONNECT refused, " + reason, null);
+        }
         if (V5 && connect.Properties?.AuthenticationMethod is { } method)
         {
             metrics.ConnectAttempt(ConnectResult.BadAuthenticationMethod);

@@ -10,7 +10,8 @@ namespace Broker.Transport;
 /// The listening socket: <see cref="Bind"/> once, then <see cref="Start"/> an accept loop that hands every
 /// accepted socket, configured (non-blocking, NoDelay, kernel keep-alive), to its owner. The loop accepts with
 /// one reusable <see cref="SocketAsyncEventArgs"/> and keeps going on the same thread while accepts complete at
-/// once, so a reconnect storm is drained from the backlog as fast as the kernel hands sockets over. When the
+/// once, so a reconnect storm is drained from the backlog as fast as the kernel hands sockets over; that thread is a
+/// thread-pool thread, never the socket-engine thread that reads the clients (see AcceptOperation). When the
 /// process or the system is out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM) it backs off, with a
 /// growing pause, instead of spinning, and resumes by itself.
 /// </summary>
