@@ -202,6 +202,45 @@ public sealed class LeanConnectionTests
     }
 
     [Fact]
+    public async Task A_burst_of_300_publishes_in_one_write_is_handled_in_full_and_in_order()
+    {
+        // 300 QoS 1 PUBLISHes in one write, then a PINGREQ: several reads' worth, handled in full and in order, with
+        // the acknowledgements and deliveries flushed in batches.
+        await using var broker = await BrokerInstance.StartAsync();
+        await using var subscriber = await RawClient.ConnectAsync(broker);
+        await subscriber.HandshakeAsync(MqttProtocolVersion.V311, "burst-sub", 60);
+        await subscriber.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("burst/#", QualityOfService.AtMostOnce)] }, MqttProtocolVersion.V311);
+        Assert.IsType<SubAckPacket>(await subscriber.ReceiveAsync(MqttProtocolVersion.V311, Timeout));
+        await using var publisher = await RawClient.ConnectAsync(broker);
+        await publisher.HandshakeAsync(MqttProtocolVersion.V311, "burst-pub", 60);
+        await publisher.SendAsync(new PingReqPacket(), MqttProtocolVersion.V311);
+        Assert.IsType<PingRespPacket>(await publisher.ReceiveAsync(MqttProtocolVersion.V311, Timeout));
+
+        const int count = 300;
+        var burst = new ArrayBufferWriter<byte>();
+        for (int i = 1; i <= count; i++)
+        {
+            MqttPacketWriter.Write(burst, new PublishPacket { Topic = "burst/" + i, QoS = QualityOfService.AtLeastOnce, PacketId = (ushort)i, Payload = BitConverter.GetBytes(i) }, MqttProtocolVersion.V311);
+        }
+        MqttPacketWriter.Write(burst, PingReqPacket.Instance, MqttProtocolVersion.V311);
+        await publisher.Socket.SendAsync(burst.WrittenMemory, SocketFlags.None);
+
+        for (int i = 1; i <= count; i++)
+        {
+            Assert.Equal(i, Assert.IsType<PubAckPacket>(await publisher.ReceiveAsync(MqttProtocolVersion.V311, Timeout)).PacketId);
+        }
+        Assert.IsType<PingRespPacket>(await publisher.ReceiveAsync(MqttProtocolVersion.V311, Timeout));
+        for (int i = 1; i <= count; i++)
+        {
+            Assert.Equal("burst/" + i, Assert.IsType<PublishPacket>(await subscriber.ReceiveAsync(MqttProtocolVersion.V311, Timeout)).Topic);
+        }
+        // Afterwards the connection is idle again: no buffer held, reading goes on as usual.
+        await WaitUntilAsync(() => Connections(broker).All(c => !c.HoldsIoBuffers), "a connection kept a buffer after the burst");
+        await publisher.SendAsync(new PingReqPacket(), MqttProtocolVersion.V311);
+        Assert.IsType<PingRespPacket>(await publisher.ReceiveAsync(MqttProtocolVersion.V311, Timeout));
+    }
+
+    [Fact]
     public async Task A_SUBSCRIBE_that_reached_the_broker_before_another_clients_PUBLISH_is_in_effect_for_it()
     {
         // The subscriber does not wait for SUBACK before the other client publishes (the issue's scenario). With the
