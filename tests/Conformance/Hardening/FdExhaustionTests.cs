@@ -1,9 +1,7 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.RegularExpressions;
 using Broker.Protocol;
 using Conformance.Infrastructure;
 using Xunit;
@@ -16,7 +14,7 @@ namespace Conformance.Hardening;
 /// again by itself once descriptors are freed. The broker runs as a child process with `ulimit -n` so that only its
 /// own descriptors run out.
 /// </summary>
-public sealed partial class FdExhaustionTests
+public sealed class FdExhaustionTests
 {
     // Enough for the runtime, the HTTP listener and a few hundred clients; small enough to exhaust in a second.
     private const int OpenFilesLimit = 512;
@@ -29,8 +27,9 @@ public sealed partial class FdExhaustionTests
             Assert.Skip("Needs Linux: the broker's descriptors are limited with ulimit and its CPU read from /proc.");
         }
         var cancel = TestContext.Current.CancellationToken;
-        using var broker = LimitedBroker.Start(OpenFilesLimit);
-        var (mqtt, http) = await broker.EndPoints.WaitAsync(TimeSpan.FromSeconds(60), cancel);
+        using var broker = ChildBroker.StartWithOpenFilesLimit(OpenFilesLimit, "--Broker:Sys:IntervalSeconds=0");
+        var mqtt = await broker.EndPoint.WaitAsync(TimeSpan.FromSeconds(60), cancel);
+        var http = await broker.HttpEndPoint.WaitAsync(TimeSpan.FromSeconds(60), cancel);
         // The first scrape compiles the exporter: done before the descriptors run out, so that the later ones are quick.
         Assert.Equal(HttpStatusCode.OK, (await GetAsync(http, "metrics", cancel)).Status);
 
@@ -148,117 +147,5 @@ public sealed partial class FdExhaustionTests
             }
         }
         return sum;
-    }
-
-    /// <summary>
-    /// The broker's own binary (the one Conformance references) under `bash -c 'ulimit -n N; exec dotnet ...'`, so the
-    /// process we hold is the broker itself. A trimmed copy of KeepAlive/BrokerStallTests' BrokerProcess with the limit
-    /// and the HTTP endpoint added (the two may be merged into Infrastructure). Killed on dispose.
-    /// </summary>
-    private sealed partial class LimitedBroker : IDisposable
-    {
-        private readonly Process _process;
-        private readonly ConcurrentQueue<string> _lines = new();
-        private readonly TaskCompletionSource<(IPEndPoint, IPEndPoint)> _endPoints = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private IPEndPoint? _mqtt;
-        private IPEndPoint? _http;
-
-        private LimitedBroker(Process process)
-        {
-            _process = process;
-        }
-
-        public Task<(IPEndPoint Mqtt, IPEndPoint Http)> EndPoints => _endPoints.Task;
-
-        public string Output => string.Join('\n', _lines);
-
-        public bool HasExited => _process.HasExited;
-
-        public static LimitedBroker Start(int openFiles)
-        {
-            string dll = typeof(Broker.Hosting.BrokerHost).Assembly.Location;
-            string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-            var start = new ProcessStartInfo("bash")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                WorkingDirectory = Path.GetDirectoryName(dll)!,
-            };
-            start.ArgumentList.Add("-c");
-            start.ArgumentList.Add($"ulimit -n {openFiles} && exec \"$0\" \"$@\"");
-            foreach (var arg in new[]
-            {
-                dotnet, dll,
-                "--Broker:Tcp:Address=127.0.0.1", "--Broker:Tcp:Port=0",
-                "--Broker:Metrics:Address=127.0.0.1", "--Broker:Metrics:Port=0",
-                "--Broker:Persistence:Enabled=false", "--Broker:Sys:IntervalSeconds=0",
-            })
-            {
-                start.ArgumentList.Add(arg);
-            }
-            var process = new Process { StartInfo = start };
-            var broker = new LimitedBroker(process);
-            // Read both streams all along: a full pipe would block the broker's logger.
-            process.OutputDataReceived += (_, e) => broker.OnLine(e.Data);
-            process.ErrorDataReceived += (_, e) => broker.OnLine(e.Data);
-            process.Exited += (_, _) => broker._endPoints.TrySetException(new InvalidOperationException("the broker exited: " + broker.Output));
-            process.EnableRaisingEvents = true;
-            process.Start();
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return broker;
-        }
-
-        /// <summary>User + system CPU time of the broker process so far, from /proc/PID/stat (USER_HZ is 100 on Linux).</summary>
-        public double CpuSeconds()
-        {
-            string stat = File.ReadAllText($"/proc/{_process.Id}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                if (!_process.HasExited)
-                {
-                    _process.Kill(entireProcessTree: true);
-                    _process.WaitForExit(TimeSpan.FromSeconds(10));
-                }
-            }
-            finally
-            {
-                _process.Dispose();
-            }
-        }
-
-        private void OnLine(string? line)
-        {
-            if (line is null)
-            {
-                return;
-            }
-            _lines.Enqueue(line);
-            if (MqttLine().Match(line) is { Success: true } mqtt)
-            {
-                _mqtt = new IPEndPoint(IPAddress.Loopback, int.Parse(mqtt.Groups[1].Value, CultureInfo.InvariantCulture));
-            }
-            if (HttpLine().Match(line) is { Success: true } http)
-            {
-                _http = new IPEndPoint(IPAddress.Loopback, int.Parse(http.Groups[1].Value, CultureInfo.InvariantCulture));
-            }
-            if (_mqtt is not null && _http is not null)
-            {
-                _endPoints.TrySetResult((_mqtt, _http));
-            }
-        }
-
-        [GeneratedRegex(@"MQTT listener on 127\.0\.0\.1:(\d+)")]
-        private static partial Regex MqttLine();
-
-        [GeneratedRegex(@"HTTP endpoint on http://127\.0\.0\.1:(\d+)")]
-        private static partial Regex HttpLine();
     }
 }

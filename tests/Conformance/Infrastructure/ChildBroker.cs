@@ -9,17 +9,19 @@ namespace Conformance.Infrastructure;
 /// <summary>
 /// The broker's own binary (the one Conformance references) run with `dotnet` as a child process on loopback and
 /// ephemeral ports, so that a test can stop it (SIGTERM: the normal shutdown) or kill it (SIGKILL: a crash) and start
-/// it again on the same store. Output is read all along (a full pipe would block the broker's logger); the process is
-/// killed on dispose if it still runs.
+/// it again on the same store, freeze it (SIGSTOP), or run it under a descriptor limit. Output is read all along (a full
+/// pipe would block the broker's logger); the process is resumed and killed on dispose if it still runs.
 /// </summary>
 internal sealed partial class ChildBroker : IDisposable
 {
     public static readonly TimeSpan StartBound = TimeSpan.FromSeconds(60);
     private const int SigTerm = 15;
+    private const int SigCont = 18; // Linux x86-64 and arm64
 
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _lines = new();
     private readonly TaskCompletionSource<IPEndPoint> _endPoint = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<IPEndPoint> _httpEndPoint = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _lineAdded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private ChildBroker(Process process)
@@ -30,19 +32,39 @@ internal sealed partial class ChildBroker : IDisposable
     /// <summary>The MQTT endpoint, once the listener line was logged; faults if the broker exits first.</summary>
     public Task<IPEndPoint> EndPoint => _endPoint.Task;
 
+    /// <summary>The HTTP endpoint (metrics, health), once its line was logged; faults if the broker exits first.</summary>
+    public Task<IPEndPoint> HttpEndPoint => _httpEndPoint.Task;
+
     public string Output => string.Join('\n', _lines);
 
+    public bool HasExited => _process.HasExited;
+
     /// <summary>Starts a broker on <paramref name="storeDirectory"/> (null: persistence off) with more arguments.</summary>
-    public static ChildBroker Start(string? storeDirectory, params string[] args)
+    public static ChildBroker Start(string? storeDirectory, params string[] args) => Start(openFilesLimit: null, storeDirectory, args);
+
+    /// <summary>
+    /// Starts a broker without a store under `bash -c 'ulimit -n N; exec dotnet ...'`, so that the process held here is
+    /// the broker itself.
+    /// </summary>
+    public static ChildBroker StartWithOpenFilesLimit(int openFiles, params string[] args) => Start(openFiles, storeDirectory: null, args);
+
+    private static ChildBroker Start(int? openFilesLimit, string? storeDirectory, string[] args)
     {
         string dll = typeof(Broker.Hosting.BrokerHost).Assembly.Location;
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet")
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+        var start = new ProcessStartInfo(openFilesLimit is null ? dotnet : "bash")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(dll)!,
         };
+        if (openFilesLimit is { } limit)
+        {
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add($"ulimit -n {limit} && exec \"$0\" \"$@\"");
+            start.ArgumentList.Add(dotnet);
+        }
         start.ArgumentList.Add(dll);
         foreach (var arg in (string[])[
             "--Broker:Tcp:Address=127.0.0.1", "--Broker:Tcp:Port=0", "--Broker:Metrics:Address=127.0.0.1", "--Broker:Metrics:Port=0",
@@ -54,7 +76,12 @@ internal sealed partial class ChildBroker : IDisposable
         var broker = new ChildBroker(process);
         process.OutputDataReceived += (_, e) => broker.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => broker.OnLine(e.Data);
-        process.Exited += (_, _) => broker._endPoint.TrySetException(new InvalidOperationException("the broker exited: " + broker.Output));
+        process.Exited += (_, _) =>
+        {
+            var exited = new InvalidOperationException("the broker exited: " + broker.Output);
+            broker._endPoint.TrySetException(exited);
+            broker._httpEndPoint.TrySetException(exited);
+        };
         process.EnableRaisingEvents = true;
         process.Start();
         process.BeginOutputReadLine();
@@ -99,6 +126,24 @@ internal sealed partial class ChildBroker : IDisposable
         }
     }
 
+    /// <summary>Sends <paramref name="signal"/> (e.g. SIGSTOP / SIGCONT to freeze and resume the broker).</summary>
+    public void Signal(int signal)
+    {
+        if (kill(_process.Id, signal) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    /// <summary>User + system CPU time of the broker process so far, from /proc/PID/stat (USER_HZ is 100 on Linux).</summary>
+    public double CpuSeconds()
+    {
+        string stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture)
+            + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
+    }
+
     /// <summary>The normal shutdown (SIGTERM, as systemd and docker stop do); returns the exit code.</summary>
     public async Task<int> StopAsync()
     {
@@ -131,6 +176,8 @@ internal sealed partial class ChildBroker : IDisposable
         {
             if (!_process.HasExited)
             {
+                // A frozen broker (SIGSTOP) is resumed first, so that nothing of it lingers stopped.
+                _ = kill(_process.Id, SigCont);
                 _process.Kill(entireProcessTree: true);
                 _process.WaitForExit(TimeSpan.FromSeconds(10));
             }
@@ -153,10 +200,17 @@ internal sealed partial class ChildBroker : IDisposable
         {
             _endPoint.TrySetResult(new IPEndPoint(IPAddress.Loopback, int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)));
         }
+        if (HttpLine().Match(line) is { Success: true } http)
+        {
+            _httpEndPoint.TrySetResult(new IPEndPoint(IPAddress.Loopback, int.Parse(http.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)));
+        }
     }
 
     [GeneratedRegex(@"MQTT listener on 127\.0\.0\.1:(\d+)")]
     private static partial Regex ListenerLine();
+
+    [GeneratedRegex(@"HTTP endpoint on http://127\.0\.0\.1:(\d+)")]
+    private static partial Regex HttpLine();
 
     // DllImport rather than LibraryImport: the latter needs AllowUnsafeBlocks in the test project.
     [DllImport("libc", SetLastError = true)]

@@ -1,8 +1,4 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Runtime.InteropServices;
-using System.Text.RegularExpressions;
 using Broker.Protocol;
 using Conformance.Infrastructure;
 using Xunit;
@@ -15,7 +11,7 @@ namespace Conformance.KeepAlive;
 /// runs as a child process so that it can really be frozen with SIGSTOP while the clients keep sending.
 /// </summary>
 [Collection(Conformance.Infrastructure.RealTimeCollection.Name)]
-public sealed partial class BrokerStallTests
+public sealed class BrokerStallTests
 {
     private const ushort K = 2;
     private const int SigCont = 18; // Linux x86-64 and arm64
@@ -30,14 +26,9 @@ public sealed partial class BrokerStallTests
             Assert.Skip("Needs Linux: the broker process is frozen with SIGSTOP/SIGCONT.");
         }
 
-        using var child = BrokerProcess.Start(
-            "--Broker:Tcp:Port=0",
-            "--Broker:Tcp:Address=127.0.0.1",
-            // Never the fixed default 9464 on every address: a broker started by hand may hold it.
-            "--Broker:Metrics:Address=127.0.0.1",
-            "--Broker:Metrics:Port=0",
-            // Keep-alive only: no store (the default ./data next to the binary would be shared by parallel tests).
-            "--Broker:Persistence:Enabled=false",
+        // Loopback, ephemeral ports, no store (ChildBroker's defaults).
+        using var child = ChildBroker.Start(
+            storeDirectory: null,
             "--Broker:KeepAlive:TickMilliseconds=100",
             // Per-connection lines are Debug; the assertions below read the disconnect line of each client.
             "--Logging:LogLevel:Broker.Connections=Debug");
@@ -120,95 +111,5 @@ public sealed partial class BrokerStallTests
                 await client.DisposeAsync();
             }
         }
-    }
-
-    /// <summary>The broker's own binary (the one Conformance references) run with `dotnet`; SIGCONT and kill on dispose.</summary>
-    private sealed partial class BrokerProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly ConcurrentQueue<string> _lines = new();
-        private readonly TaskCompletionSource<IPEndPoint> _endPoint = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        private BrokerProcess(Process process)
-        {
-            _process = process;
-        }
-
-        public Task<IPEndPoint> EndPoint => _endPoint.Task;
-
-        public string Output => string.Join('\n', _lines);
-
-        public static BrokerProcess Start(params string[] args)
-        {
-            string dll = typeof(Broker.Hosting.BrokerHost).Assembly.Location;
-            var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-                WorkingDirectory = Path.GetDirectoryName(dll)!,
-            };
-            start.ArgumentList.Add(dll);
-            foreach (var arg in args)
-            {
-                start.ArgumentList.Add(arg);
-            }
-            var process = new Process { StartInfo = start };
-            var broker = new BrokerProcess(process);
-            // Read both streams all along: a full pipe would block the broker's logger.
-            process.OutputDataReceived += (_, e) => broker.OnLine(e.Data);
-            process.ErrorDataReceived += (_, e) => broker.OnLine(e.Data);
-            process.Exited += (_, _) => broker._endPoint.TrySetException(new InvalidOperationException("the broker exited: " + broker.Output));
-            process.EnableRaisingEvents = true;
-            process.Start();
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return broker;
-        }
-
-        public void Signal(int signal)
-        {
-            if (kill(_process.Id, signal) != 0)
-            {
-                throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
-            }
-        }
-
-        public void Dispose()
-        {
-            try
-            {
-                if (!_process.HasExited)
-                {
-                    _ = kill(_process.Id, SigCont);
-                    _process.Kill(entireProcessTree: true);
-                    _process.WaitForExit(TimeSpan.FromSeconds(10));
-                }
-            }
-            finally
-            {
-                _process.Dispose();
-            }
-        }
-
-        private void OnLine(string? line)
-        {
-            if (line is null)
-            {
-                return;
-            }
-            _lines.Enqueue(line);
-            if (ListenerLine().Match(line) is { Success: true } match)
-            {
-                _endPoint.TrySetResult(new IPEndPoint(IPAddress.Loopback, int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)));
-            }
-        }
-
-        [GeneratedRegex(@"MQTT listener on 127\.0\.0\.1:(\d+)")]
-        private static partial Regex ListenerLine();
-
-        // DllImport rather than LibraryImport: the latter needs AllowUnsafeBlocks in the test project.
-        [DllImport("libc", SetLastError = true)]
-        private static extern int kill(int pid, int signal);
     }
 }
