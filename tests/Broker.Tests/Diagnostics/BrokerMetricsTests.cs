@@ -16,17 +16,7 @@ public sealed class BrokerMetricsTests
     {
         using var metrics = new BrokerMetrics();
         var seen = new List<(string Instrument, long Value, string Tag)>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (ReferenceEquals(instrument.Meter, metrics.Meter))
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-            seen.Add((instrument.Name, value, tags.Length == 0 ? "" : $"{tags[0].Key}={tags[0].Value}")));
-        listener.Start();
+        using var listener = Broker.Tests.Diagnostics.MeterRecording.Start(metrics.Meter, seen);
 
         metrics.Disconnect(DisconnectCause.KeepAliveTimeout);
         metrics.Disconnect(DisconnectCause.LimitExceeded);

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics.Metrics;
 using System.Text;
 using Broker.Diagnostics;
 using Broker.Hosting;
@@ -29,7 +28,7 @@ public sealed class OperationsDiagnosticsTests
     {
         using var metrics = new BrokerMetrics();
         var seen = new List<(string Instrument, long Value, string Tag)>();
-        using var listener = Listen(metrics, seen);
+        using var listener = MeterRecording.Start(metrics.Meter, seen);
 
         metrics.DeclareSeries();
 
@@ -137,22 +136,6 @@ public sealed class OperationsDiagnosticsTests
         var first = new Segment(bytes.AsMemory(0, split));
         var last = first.Append(bytes.AsMemory(split));
         return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private static MeterListener Listen(BrokerMetrics metrics, List<(string, long, string)> seen)
-    {
-        var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (ReferenceEquals(instrument.Meter, metrics.Meter))
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-            seen.Add((instrument.Name, value, tags.Length == 0 ? "" : $"{tags[0].Key}={tags[0].Value}")));
-        listener.Start();
-        return listener;
     }
 
     private sealed class Segment : ReadOnlySequenceSegment<byte>
