@@ -141,14 +141,16 @@ internal sealed partial class SqliteBrokerStateStore
             while (reader.Read())
             {
                 string clientId = reader.GetString(0);
+                string? owner = reader.IsDBNull(3) ? null : reader.GetString(3);
+                bool ownerUnknown = owner == SqliteSchema.UnknownOwner;
                 sessions[clientId] = new PersistedSession
                 {
                     ClientId = clientId,
                     ExpiryIntervalSeconds = (uint)reader.GetInt64(1),
                     DisconnectedAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
                     WasConnected = wasConnected.Contains(clientId),
-                    OwnerUserName = reader.IsDBNull(3) ? null : reader.GetString(3) is var owner && owner == SqliteSchema.UnknownOwner ? null : owner,
-                    OwnerUnknown = !reader.IsDBNull(3) && reader.GetString(3) == SqliteSchema.UnknownOwner,
+                    OwnerUserName = ownerUnknown ? null : owner,
+                    OwnerUnknown = ownerUnknown,
                 };
             }
         }

@@ -297,8 +297,7 @@ internal sealed partial class SqliteBrokerStateStore
         switch (op.Kind)
         {
             case StoreOperationKind.UpsertSession:
-                // The owner travels in the operation's Topic field (a session has no topic).
-                Run(sql.UpsertSession, op.ClientId, (long)op.SessionExpirySeconds, op.WallTimeMs, op.Topic);
+                Run(sql.UpsertSession, op.ClientId, (long)op.SessionExpirySeconds, op.WallTimeMs, op.OwnerUserName);
                 break;
             case StoreOperationKind.DeleteSession:
                 Run(sql.DeleteSubscriptions, op.ClientId);

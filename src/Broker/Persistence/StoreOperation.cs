@@ -44,6 +44,12 @@ internal readonly struct StoreOperation
 
     /// <summary>Topic filter of a subscription, or topic of a retained message to clear.</summary>
     public string? Topic { get; private init; }
+
+    /// <summary>
+    /// The owner of an upserted session. It shares the Topic field (a session has no topic), so that the owner does not
+    /// make every queued operation larger.
+    /// </summary>
+    public string? OwnerUserName => Kind == StoreOperationKind.UpsertSession ? Topic : null;
     public PersistedMessage? Message { get; private init; }
 
     /// <summary>Position of a message in its session's queue, assigned by the session (increasing, unique per session).</summary>

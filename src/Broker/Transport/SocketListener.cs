@@ -115,8 +115,10 @@ internal sealed class SocketListener : IDisposable
         _onRateLimited = onRateLimited;
         // The first accept is posted from the thread pool: a storm already in the backlog is then drained there,
         // not on the caller (the host's start-up).
-        ThreadPool.UnsafeQueueUserWorkItem(static listener => listener.AcceptLoop(), this, preferLocal: false);
+        AcceptOnThreadPool();
     }
+
+    private void AcceptOnThreadPool() => ThreadPool.UnsafeQueueUserWorkItem(static listener => listener.AcceptLoop(), this, preferLocal: false);
 
     private void AcceptLoop()
     {
@@ -290,7 +292,7 @@ internal sealed class SocketListener : IDisposable
             // waiting until the backlog is empty.
             if (owner.OnAcceptCompleted())
             {
-                ThreadPool.UnsafeQueueUserWorkItem(static listener => listener.AcceptLoop(), owner, preferLocal: false);
+                owner.AcceptOnThreadPool();
             }
         }
     }
