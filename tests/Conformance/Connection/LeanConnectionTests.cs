@@ -275,18 +275,7 @@ public sealed class LeanConnectionTests
 
     private static MqttConnection[] Connections(BrokerInstance broker) => broker.Services.GetRequiredService<ConnectionRegistry>().Snapshot();
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string message)
-    {
-        var deadline = TimeProvider.System.GetTimestamp();
-        while (!condition())
-        {
-            if (TimeProvider.System.GetElapsedTime(deadline) > Timeout)
-            {
-                Assert.Fail(message);
-            }
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, string message) => Eventually.TrueAsync(condition, Timeout, message);
 
     /// <summary>Every packet until the broker ends the connection, and whether it ended with a FIN (not a reset).</summary>
     private static async Task<(List<MqttPacket> Packets, bool EndedWithFin)> ReadToEndAsync(Socket socket, MqttProtocolVersion version)

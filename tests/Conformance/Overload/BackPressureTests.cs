@@ -164,17 +164,5 @@ public sealed class BackPressureTests
         return session!;
     }
 
-    private static async Task<TimeSpan> WaitUntilAsync(Func<bool> condition, string message)
-    {
-        long start = TimeProvider.System.GetTimestamp();
-        while (!condition())
-        {
-            if (TimeProvider.System.GetElapsedTime(start) > Timeout)
-            {
-                Assert.Fail(message);
-            }
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
-        return TimeProvider.System.GetElapsedTime(start);
-    }
+    private static Task<TimeSpan> WaitUntilAsync(Func<bool> condition, string message) => Eventually.TrueAsync(condition, Timeout, message);
 }

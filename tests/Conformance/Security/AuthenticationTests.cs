@@ -250,19 +250,5 @@ public sealed class AuthenticationTests : IDisposable
         Assert.Equal(ReasonCode.SessionTakenOver, (await alice.ExpectAsync<DisconnectPacket>(MqttProtocolVersion.V500, Wait)).ReasonCode);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string failure)
-    {
-        using var cts = new CancellationTokenSource(Wait);
-        while (!condition())
-        {
-            try
-            {
-                await Task.Delay(10, cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                Assert.Fail(failure);
-            }
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition, string failure) => Eventually.TrueAsync(condition, Wait, failure);
 }

@@ -346,13 +346,5 @@ public sealed class TlsListenerTests : IDisposable
         }
     }
 
-    private static async Task WaitForAsync(Func<bool> condition, string failure)
-    {
-        var start = TimeProvider.System.GetTimestamp();
-        while (!condition())
-        {
-            Assert.True(TimeProvider.System.GetElapsedTime(start) < Wait, failure);
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
-    }
+    private static Task WaitForAsync(Func<bool> condition, string failure) => Eventually.TrueAsync(condition, Wait, failure);
 }
