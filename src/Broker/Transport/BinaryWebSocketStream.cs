@@ -10,7 +10,7 @@ namespace Broker.Transport;
 /// it returns 0 (WebSocketStream throws NotSupportedException from the read that follows a zero-byte read which saw
 /// the close). The stream does not own the WebSocket: its close handshake is the caller's.
 /// </summary>
-internal sealed class BinaryWebSocketStream(WebSocket webSocket) : Stream
+internal sealed class BinaryWebSocketStream(WebSocket webSocket) : UnseekableStream
 {
     private volatile bool _ended;
 
@@ -98,24 +98,6 @@ internal sealed class BinaryWebSocketStream(WebSocket webSocket) : Stream
     public override void Flush()
     {
     }
-
-    public override bool CanRead => true;
-
-    public override bool CanWrite => true;
-
-    public override bool CanSeek => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

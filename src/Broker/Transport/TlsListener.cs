@@ -142,7 +142,7 @@ internal sealed class TlsListener : IDisposable
     /// the thread pool instead. Afterwards reads pass straight through (decrypting a packet is cheap, and the
     /// connection handles its packets on that thread as plain TCP does), zero-byte reads included.
     /// </summary>
-    private sealed class HandshakeStream(NetworkStream inner) : Stream
+    private sealed class HandshakeStream(NetworkStream inner) : UnseekableStream
     {
         private volatile bool _handshaking = true;
 
@@ -174,24 +174,6 @@ internal sealed class TlsListener : IDisposable
         public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
 
         public override void Flush() => inner.Flush();
-
-        public override bool CanRead => true;
-
-        public override bool CanWrite => true;
-
-        public override bool CanSeek => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {
