@@ -1,4 +1,3 @@
-using System.Net;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Hosting;
@@ -11,14 +10,8 @@ internal sealed class MetricsOptionsValidator : IValidateOptions<MetricsOptions>
     {
         // Validated even when Enabled is false: the listener stays for the health probes and the admin API.
         var failures = new List<string>();
-        if (string.IsNullOrWhiteSpace(options.Address) || !IPAddress.TryParse(options.Address, out _))
-        {
-            failures.Add($"{Prefix}{nameof(options.Address)} must be an IPv4 or IPv6 address (was '{options.Address}')");
-        }
-        if (options.Port is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
-        {
-            failures.Add($"{Prefix}{nameof(options.Port)} must be between {IPEndPoint.MinPort} and {IPEndPoint.MaxPort} (was {options.Port})");
-        }
+        ListenerSettingChecks.Address(failures, Prefix + nameof(options.Address), options.Address);
+        ListenerSettingChecks.Port(failures, Prefix + nameof(options.Port), options.Port);
         if (BearerToken.Check($"{Prefix}{nameof(options.Token)}", options.Token) is { } tokenProblem)
         {
             failures.Add(tokenProblem);

@@ -40,18 +40,9 @@ internal sealed class MqttWebSocketOptionsValidator(IOptions<Broker.Security.Tls
             return ValidateOptionsResult.Success;
         }
         var failures = new List<string>();
-        if (string.IsNullOrWhiteSpace(options.Address) || !IPAddress.TryParse(options.Address, out _))
-        {
-            failures.Add($"{Prefix}{nameof(options.Address)} must be an IPv4 or IPv6 address (was '{options.Address}')");
-        }
-        if (options.Port is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
-        {
-            failures.Add($"{Prefix}{nameof(options.Port)} must be between {IPEndPoint.MinPort} and {IPEndPoint.MaxPort} (was {options.Port})");
-        }
-        if (options.TlsPort is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
-        {
-            failures.Add($"{Prefix}{nameof(options.TlsPort)} must be between {IPEndPoint.MinPort} and {IPEndPoint.MaxPort} (was {options.TlsPort})");
-        }
+        ListenerSettingChecks.Address(failures, Prefix + nameof(options.Address), options.Address);
+        ListenerSettingChecks.Port(failures, Prefix + nameof(options.Port), options.Port);
+        ListenerSettingChecks.Port(failures, Prefix + nameof(options.TlsPort), options.TlsPort);
         if (options.TlsPort is not null && !tls.Value.Enabled)
         {
             failures.Add($"{Prefix}{nameof(options.TlsPort)} serves wss:// with the certificate of Broker:Tls, which needs Broker:Tls:Enabled=true");

@@ -11,15 +11,9 @@ internal sealed class TcpOptionsValidator : IValidateOptions<TcpOptions>
     {
         var failures = new List<string>();
 
-        if (string.IsNullOrWhiteSpace(options.Address) || !IPAddress.TryParse(options.Address, out _))
-        {
-            failures.Add($"{Prefix}{nameof(options.Address)} must be an IPv4 or IPv6 address (was '{options.Address}')");
-        }
+        ListenerSettingChecks.Address(failures, Prefix + nameof(options.Address), options.Address);
 
-        if (options.Port is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
-        {
-            failures.Add($"{Prefix}{nameof(options.Port)} must be between {IPEndPoint.MinPort} and {IPEndPoint.MaxPort} (was {options.Port})");
-        }
+        ListenerSettingChecks.Port(failures, Prefix + nameof(options.Port), options.Port);
 
         if (options.Backlog <= 0)
         {

@@ -1,4 +1,4 @@
-using System.Net;
+using Broker.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Security;
@@ -15,14 +15,8 @@ internal sealed class TlsOptionsValidator : IValidateOptions<TlsOptions>
             return ValidateOptionsResult.Success;
         }
         var failures = new List<string>();
-        if (string.IsNullOrWhiteSpace(options.Address) || !IPAddress.TryParse(options.Address, out _))
-        {
-            failures.Add($"{Prefix}{nameof(options.Address)} must be an IPv4 or IPv6 address (was '{options.Address}')");
-        }
-        if (options.Port is < IPEndPoint.MinPort or > IPEndPoint.MaxPort)
-        {
-            failures.Add($"{Prefix}{nameof(options.Port)} must be between {IPEndPoint.MinPort} and {IPEndPoint.MaxPort} (was {options.Port})");
-        }
+        ListenerSettingChecks.Address(failures, Prefix + nameof(options.Address), options.Address);
+        ListenerSettingChecks.Port(failures, Prefix + nameof(options.Port), options.Port);
         if (options.UsesPem && options.UsesPfx)
         {
             failures.Add($"{Prefix}{nameof(options.PfxPath)} and {Prefix}{nameof(options.CertificatePath)}/{nameof(options.KeyPath)} cannot both be set");
