@@ -135,9 +135,7 @@ public sealed class LeanConnectionTests
             ["Broker:Tcp:MaxPendingOutputBytes"] = limit.ToString(),
             ["Broker:Limits:MaxQueuedMessages"] = "100000",
         });
-        var stalled = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
-        await stalled.ConnectAsync(broker.EndPoint);
-        await using var stalledClient = RawClient.Wrap(stalled);
+        await using var stalledClient = await RawClient.ConnectWithSmallReceiveBufferAsync(broker);
         await stalledClient.HandshakeAsync(MqttProtocolVersion.V311, "stalled", 0);
         await stalledClient.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("flood", QualityOfService.AtMostOnce)] }, MqttProtocolVersion.V311);
         Assert.IsType<SubAckPacket>(await stalledClient.ReceiveAsync(MqttProtocolVersion.V311, Timeout));

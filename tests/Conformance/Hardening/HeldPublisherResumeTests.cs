@@ -33,9 +33,7 @@ public sealed class HeldPublisherResumeTests
             ["Broker:Limits:StalledAfterMilliseconds"] = "600000",
             ["Broker:Limits:SlowConsumerSeconds"] = "601",
         });
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096, NoDelay = true };
-        await socket.ConnectAsync(broker.EndPoint, cancel);
-        await using var subscriber = RawClient.Wrap(socket);
+        await using var subscriber = await RawClient.ConnectWithSmallReceiveBufferAsync(broker);
         await subscriber.HandshakeAsync(MqttProtocolVersion.V311, "held-sub", 60);
         await subscriber.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("held/#", QualityOfService.AtLeastOnce)] }, MqttProtocolVersion.V311);
         Assert.IsType<SubAckPacket>(await subscriber.ReceiveAsync(MqttProtocolVersion.V311, Timeout));

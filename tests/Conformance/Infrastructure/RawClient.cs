@@ -38,10 +38,20 @@ internal sealed class RawClient : IAsyncDisposable
     /// <summary>A client over a socket the test connected itself (e.g. with a small receive buffer).</summary>
     public static RawClient Wrap(Socket connected) => new(connected);
 
+    /// <summary>
+    /// A client whose socket has a 4 KB receive buffer: the kernel holds little for it when it stops reading, so the
+    /// broker's own output limits are reached soon (overload and back-pressure tests).
+    /// </summary>
+    public static Task<RawClient> ConnectWithSmallReceiveBufferAsync(BrokerInstance broker) => ConnectAsync(broker.EndPoint, receiveBufferSize: 4096);
+
     /// <summary>For a broker that is not a <see cref="BrokerInstance"/> (e.g. one running as a child process).</summary>
-    public static async Task<RawClient> ConnectAsync(System.Net.IPEndPoint endPoint)
+    public static async Task<RawClient> ConnectAsync(System.Net.IPEndPoint endPoint, int? receiveBufferSize = null)
     {
         var socket = new Socket(System.Net.Sockets.AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (receiveBufferSize is { } size)
+        {
+            socket.ReceiveBufferSize = size;
+        }
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await socket.ConnectAsync(endPoint, timeout.Token);
         return new RawClient(socket);

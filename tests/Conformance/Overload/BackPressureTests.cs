@@ -109,10 +109,7 @@ public sealed class BackPressureTests
 
     private static async Task<RawClient> SmallBufferClientAsync(BrokerInstance broker, string clientId)
     {
-        // A small receive buffer: the kernel holds little for a client that does not read.
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096, NoDelay = true };
-        await socket.ConnectAsync(broker.EndPoint);
-        var client = RawClient.Wrap(socket);
+        var client = await RawClient.ConnectWithSmallReceiveBufferAsync(broker);
         await client.HandshakeAsync(MqttProtocolVersion.V311, clientId, 60);
         return client;
     }
