@@ -25,7 +25,8 @@ internal sealed record ConnectionServices(
     long MaxPendingOutputBytes,
     IClientAuthenticator Authenticator,
     TopicAuthorizer Authorizer,
-    KeepAliveInsight? Insight = null)
+    KeepAliveInsight? Insight = null,
+    EngineOverloadGate? EngineOverload = null)
 {
     /// <summary>The takeover rule (Broker:Auth:TakeoverRequiresSameUser) as one delegate, not one per CONNECT.</summary>
     public Func<string?, string?, bool> MayTakeOver { get; } = Authenticator.MayTakeOver;

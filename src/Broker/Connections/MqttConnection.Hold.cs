@@ -11,6 +11,8 @@ internal enum HoldReason
     Authentication = 2,
     /// <summary>The persistent store is behind: what the client publishes could not be made durable in time.</summary>
     Store = 4,
+    /// <summary>The socket engine is behind (see <see cref="EngineOverloadGate"/>): publishers wait for it to catch up.</summary>
+    EngineBehind = 8,
 }
 
 /// <summary>

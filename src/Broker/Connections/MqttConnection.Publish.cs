@@ -103,6 +103,15 @@ internal sealed partial class MqttConnection
             WritePublishResponse(view.QoS == QualityOfService.AtLeastOnce ? PacketType.PubAck : PacketType.PubRec, view.PacketId,
                 matched == 0 ? ReasonCode.NoMatchingSubscribers : ReasonCode.Success, afterStore: PublishNeedsStore(view.QoS));
         }
+        if (_services.EngineOverload is { } gate)
+        {
+            // The broker as a whole is behind: this publisher's next packet waits until it caught up.
+            gate.NotePublish();
+            if (gate.IsBehind)
+            {
+                gate.TryHold(this);
+            }
+        }
         return true;
     }
 

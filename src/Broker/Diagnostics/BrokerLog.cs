@@ -90,4 +90,10 @@ internal static partial class BrokerLog
     [LoggerMessage(40, LogLevel.Information, "Last {IntervalSeconds} s: {Connected} connected, {Disconnected} disconnected{DisconnectCauses}, {Refused} refused{RefusalResults}; {Online} online")]
     public static partial void ConnectionSummary(ILogger logger, int intervalSeconds, long connected, long disconnected, string disconnectCauses,
         long refused, string refusalResults, long online);
+
+    [LoggerMessage(17, LogLevel.Warning, "The socket engine is behind: a ready client waited {LagMilliseconds:F0} ms for its turn (Broker:Limits:EngineLagMilliseconds); publishers are read one PUBLISH at a time until it catches up ({Episodes} times since start, logged at most every 10 s)")]
+    public static partial void EngineBehind(ILogger logger, double lagMilliseconds, long episodes);
+
+    [LoggerMessage(18, LogLevel.Warning, "Cannot open the loopback socket pair that measures the socket engine's lag: publishers are not held when the broker as a whole is behind (Broker:Limits:EngineLagMilliseconds)")]
+    public static partial void EngineLagProbeUnavailable(ILogger logger);
 }

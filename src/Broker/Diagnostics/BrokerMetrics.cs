@@ -133,6 +133,8 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Histogram<double> _negotiatedKeepAlive;
     private readonly Counter<long> _keepAliveExpiries;
     private readonly Histogram<double> _tickLag;
+    private readonly Histogram<double> _engineLag;
+    private readonly Counter<long> _engineBehind;
     private readonly Counter<long> _packetsReceived;
     private readonly Counter<long> _packetsSent;
     private readonly Counter<long> _bytesReceived;
@@ -179,6 +181,11 @@ internal sealed class BrokerMetrics : IDisposable
         _tickLag = _meter.CreateHistogram<double>("mqtt.timer_wheel.tick_lag", "s",
             "How much later than its one-tick precision the keep-alive wheel ran (0 when on time); above 0.1 s the broker stalled",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
+        _engineLag = _meter.CreateHistogram<double>("mqtt.socket_engine.lag", "s",
+            "How long a readable socket waited for the socket engine's thread (measured while clients publish); above Broker:Limits:EngineLagMilliseconds publishers are held",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1] });
+        _engineBehind = _meter.CreateCounter<long>("mqtt.socket_engine.behind", "{episode}",
+            "Times the socket engine fell behind (lag above Broker:Limits:EngineLagMilliseconds) and publishers were held");
         _packetsReceived = _meter.CreateCounter<long>("mqtt.packets.received", "{packet}", "Control packets received, by type");
         _packetsSent = _meter.CreateCounter<long>("mqtt.packets.sent", "{packet}", "Control packets sent, by type");
         _bytesReceived = _meter.CreateCounter<long>("mqtt.network.received", "By", "Bytes received from clients");
@@ -260,6 +267,7 @@ internal sealed class BrokerMetrics : IDisposable
         }
         _throttled.Add(0);
         _throttledTime.Add(0);
+        _engineBehind.Add(0);
         // EMFILE/ENFILE and ENOBUFS/ENOMEM, the accept errors an operator alerts on.
         _acceptErrors.Add(0, Tag("error", DiagnosticNames.ToSnakeCase(nameof(System.Net.Sockets.SocketError.TooManyOpenSockets))));
         _acceptErrors.Add(0, Tag("error", DiagnosticNames.ToSnakeCase(nameof(System.Net.Sockets.SocketError.NoBufferSpaceAvailable))));
@@ -308,6 +316,8 @@ internal sealed class BrokerMetrics : IDisposable
     public void KeepAliveNegotiated(int seconds) => _negotiatedKeepAlive.Record(seconds);
     public void KeepAliveExpired() => _keepAliveExpiries.Add(1);
     public void TickLag(TimeSpan lag) => _tickLag.Record(lag.TotalSeconds);
+    public void SocketEngineLag(TimeSpan lag) => _engineLag.Record(lag.TotalSeconds);
+    public void SocketEngineBehind() => _engineBehind.Add(1);
     public void PacketReceived(PacketType type) => _packetsReceived.Add(1, _packetTypeTags[(int)type]);
     public void PacketSent(PacketType type) => _packetsSent.Add(1, _packetTypeTags[(int)type]);
     public void BytesReceived(long n) => _bytesReceived.Add(n);

@@ -147,7 +147,12 @@ internal static class BrokerHost
             sp.GetRequiredService<IOptions<TcpOptions>>().Value.MaxPendingOutputBytes,
             sp.GetRequiredService<IClientAuthenticator>(),
             sp.GetRequiredService<TopicAuthorizer>(),
-            sp.GetRequiredService<KeepAliveInsight>()));
+            sp.GetRequiredService<KeepAliveInsight>(),
+            sp.GetRequiredService<EngineOverloadGate>()));
+        services.TryAddSingleton(sp => new EngineOverloadGate(
+            sp.GetRequiredService<IOptions<BrokerLimitsOptions>>().Value.EngineLagMilliseconds,
+            sp.GetRequiredService<BrokerMetrics>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Overload")));
         services.TryAddSingleton<BrokerServer>();
         services.TryAddSingleton<StartupFailures>();
         services.TryAddSingleton<StartupReport>();

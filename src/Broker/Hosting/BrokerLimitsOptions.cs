@@ -81,6 +81,12 @@ internal sealed record BrokerLimitsOptions
     /// <summary>Connections accepted in a burst above <see cref="ConnectRate"/> (0 = one second's worth).</summary>
     public int ConnectBurst { get; init; }
 
+    /// <summary>
+    /// How long a readable socket may wait for the socket engine's thread before the broker counts as behind and reads
+    /// publishers one PUBLISH at a time until the wait is below a quarter of this (0 = off). See docs/overload.md.
+    /// </summary>
+    public int EngineLagMilliseconds { get; init; } = 20;
+
     /// <summary>Longest client identifier accepted.</summary>
     public int MaxClientIdLength { get; init; } = 256;
 
@@ -132,6 +138,10 @@ internal sealed class BrokerLimitsOptionsValidator : IValidateOptions<BrokerLimi
         if (o.MaxSessions < 0)
         {
             errors.Add($"{BrokerLimitsOptions.Section}:MaxSessions must not be negative (0 = no limit) (was {o.MaxSessions})");
+        }
+        if (o.EngineLagMilliseconds is < 0 or > 10_000)
+        {
+            errors.Add($"{BrokerLimitsOptions.Section}:EngineLagMilliseconds must be between 0 (off) and 10000 (was {o.EngineLagMilliseconds})");
         }
         if (o.PartialPacketTimeoutSeconds < 0)
         {

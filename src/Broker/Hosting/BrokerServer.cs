@@ -45,6 +45,7 @@ internal sealed class BrokerServer : IHostedService, IDisposable
         _bound.TrySetResult();
         var limits = _services.Limits;
         var rateLimiter = limits.ConnectRate > 0 ? new ConnectRateLimiter(limits.ConnectRate, limits.ConnectBurst, _services.Time) : null;
+        _services.EngineOverload?.Start();
         _listener.Start(OnAccepted, _services.Metrics.AcceptFailed, rateLimiter, () => _services.Metrics.LimitRefused(LimitKind.ConnectRate));
         return Task.CompletedTask;
     }
