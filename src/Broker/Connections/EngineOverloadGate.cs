@@ -5,38 +5,51 @@ using Microsoft.Extensions.Logging;
 namespace Broker.Connections;
 
 /// <summary>
-/// Back-pressure for the broker as a whole. While the socket engine is behind (a readable socket waits longer than
+/// Back-pressure for the broker as a whole. While the socket engine is behind (a readable socket waited longer than
 /// <c>Broker:Limits:EngineLagMilliseconds</c> for its turn), a client whose PUBLISH was just handled stops being read
-/// until the engine has caught up: publishers feed the engine, and each one left unread shortens every other
-/// client's wait for its turn, so an idle client's PINGREQ is answered in time and subscribers keep receiving.
-/// Clients that only ping, subscribe or acknowledge are never held for it. See docs/overload.md.
+/// until the engine has caught up (a probe answered within a quarter of that): publishers feed the engine, and each
+/// one left unread shortens every other client's wait, so an idle client's PINGREQ is answered in time and
+/// subscribers keep receiving. Clients that only ping, subscribe or acknowledge are never held for it. Once caught
+/// up, the held are let go a share at a time (a quarter, at least <see cref="MinimumReleaseShare"/>, per quick
+/// answer): all at once, they would flood the engine with what they sent meanwhile. See docs/overload.md.
 /// </summary>
 internal sealed class EngineOverloadGate : ISocketEngineLagObserver, IDisposable
 {
-    private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
     private const int MinimumReleaseShare = 8;
+    private static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
 
-    private readonly Lock _lock = new();
+    private readonly TimeSpan _behindAfter;
+    private readonly TimeSpan _caughtUpBelow;
     private readonly BrokerMetrics _metrics;
     private readonly ILogger _logger;
     private readonly SocketEngineLagProbe? _probe;
+    // Guards the transitions of _behind and the held list together: a release cannot pass a connection being held.
+    private readonly Lock _lock = new();
     private readonly List<MqttConnection> _held = [];
+    private volatile bool _behind;
     private int _heldCount;
     private long _episodes;
     private long _lastLog;
 
-    public EngineOverloadGate(int lagMilliseconds, BrokerMetrics metrics, ILogger logger)
+    /// <param name="behindAfter">The lag past which publishers are held; zero turns the gate off.</param>
+    /// <param name="measure">False for a gate driven by hand (tests): no probe of its own.</param>
+    public EngineOverloadGate(TimeSpan behindAfter, BrokerMetrics metrics, ILogger logger, bool measure = true)
     {
+        _behindAfter = behindAfter;
+        _caughtUpBelow = behindAfter / 4;
         _metrics = metrics;
         _logger = logger;
-        if (lagMilliseconds > 0)
+        if (measure && behindAfter > TimeSpan.Zero)
         {
-            _probe = new SocketEngineLagProbe(TimeSpan.FromMilliseconds(lagMilliseconds), this);
+            _probe = new SocketEngineLagProbe(TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, behindAfter.Ticks / 2)), this);
         }
     }
 
     /// <summary>True while publishers are being held for the engine.</summary>
-    public bool IsBehind => _probe is { IsBehind: true };
+    public bool IsBehind => _behind;
+
+    /// <summary>Clients held for the engine right now.</summary>
+    public int HeldCount => Volatile.Read(ref _heldCount);
 
     /// <summary>Starts measuring; a broker that cannot open the loopback pair runs without this protection (logged).</summary>
     public void Start()
@@ -55,8 +68,7 @@ internal sealed class EngineOverloadGate : ISocketEngineLagObserver, IDisposable
     {
         lock (_lock)
         {
-            // Checked and held under the lock: the release that follows catching up cannot pass a connection by.
-            if (!IsBehind)
+            if (!_behind)
             {
                 return false;
             }
@@ -67,43 +79,76 @@ internal sealed class EngineOverloadGate : ISocketEngineLagObserver, IDisposable
         return true;
     }
 
-    void ISocketEngineLagObserver.OnBehind(TimeSpan lag)
+    public void OnLagMeasured(TimeSpan lag)
     {
+        _metrics.SocketEngineLag(lag);
+        if (_behindAfter <= TimeSpan.Zero)
+        {
+            return;
+        }
+        if (lag >= _behindAfter)
+        {
+            EnterBehind(lag);
+        }
+        else if (lag < _caughtUpBelow)
+        {
+            ReleaseShare();
+        }
+    }
+
+    public void OnProbeUnanswered(TimeSpan age)
+    {
+        if (_behindAfter > TimeSpan.Zero && age >= _behindAfter)
+        {
+            EnterBehind(age);
+        }
+    }
+
+    public void OnStopped() => Release(int.MaxValue);
+
+    public bool NeedsProbes => _behind || Volatile.Read(ref _heldCount) != 0;
+
+    private void EnterBehind(TimeSpan lag)
+    {
+        lock (_lock)
+        {
+            if (_behind)
+            {
+                return;
+            }
+            _behind = true;
+        }
         _metrics.SocketEngineBehind();
         long episodes = Interlocked.Increment(ref _episodes);
         long now = Environment.TickCount64;
-        long last = Volatile.Read(ref _lastLog);
-        if ((last == 0 || now - last >= LogInterval.TotalMilliseconds) && Interlocked.CompareExchange(ref _lastLog, now, last) == last)
+        if (_lastLog == 0 || now - _lastLog >= LogInterval.TotalMilliseconds)
         {
+            _lastLog = now;
             BrokerLog.EngineBehind(_logger, lag.TotalMilliseconds, episodes);
         }
     }
 
-    void ISocketEngineLagObserver.OnStopped() => Release(all: true);
-
-    // Caught up: the held are released a share at a time, one share per quick answer, not all at once: a whole
-    // fleet of publishers let go together floods the engine again with what they sent meanwhile.
-    void ISocketEngineLagObserver.OnLagMeasured(TimeSpan lag, bool caughtUp)
+    private void ReleaseShare()
     {
-        _metrics.SocketEngineLag(lag);
-        if (caughtUp)
+        int count = Volatile.Read(ref _heldCount);
+        if (_behind || count != 0)
         {
-            Release(all: false);
+            Release(Math.Max(MinimumReleaseShare, count / 4));
         }
     }
 
-    bool ISocketEngineLagObserver.NeedsProbes => Volatile.Read(ref _heldCount) != 0;
-
-    private void Release(bool all)
+    /// <summary>No longer behind: lets go of the first <paramref name="count"/> held clients, oldest first.</summary>
+    private void Release(int count)
     {
         MqttConnection[] released;
         lock (_lock)
         {
-            if (_held.Count == 0 || (!all && IsBehind))
+            _behind = false;
+            count = Math.Min(count, _held.Count);
+            if (count == 0)
             {
                 return;
             }
-            int count = all ? _held.Count : Math.Min(_held.Count, Math.Max(MinimumReleaseShare, _held.Count / 4));
             released = _held.GetRange(0, count).ToArray();
             _held.RemoveRange(0, count);
             Volatile.Write(ref _heldCount, _held.Count);
@@ -117,5 +162,6 @@ internal sealed class EngineOverloadGate : ISocketEngineLagObserver, IDisposable
     public void Dispose()
     {
         _probe?.Dispose();
+        OnStopped();
     }
 }

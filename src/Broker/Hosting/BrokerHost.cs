@@ -150,7 +150,7 @@ internal static class BrokerHost
             sp.GetRequiredService<KeepAliveInsight>(),
             sp.GetRequiredService<EngineOverloadGate>()));
         services.TryAddSingleton(sp => new EngineOverloadGate(
-            sp.GetRequiredService<IOptions<BrokerLimitsOptions>>().Value.EngineLagMilliseconds,
+            TimeSpan.FromMilliseconds(sp.GetRequiredService<IOptions<BrokerLimitsOptions>>().Value.EngineLagMilliseconds),
             sp.GetRequiredService<BrokerMetrics>(),
             sp.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Overload")));
         services.TryAddSingleton<BrokerServer>();

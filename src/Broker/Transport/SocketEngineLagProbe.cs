@@ -3,16 +3,17 @@ using System.Net.Sockets;
 
 namespace Broker.Transport;
 
-/// <summary>Told when the socket engine falls behind and when it has caught up again.</summary>
+/// <summary>What the <see cref="SocketEngineLagProbe"/> measures goes here.</summary>
 internal interface ISocketEngineLagObserver
 {
-    void OnBehind(TimeSpan lag);
+    /// <summary>A probe was answered after <paramref name="lag"/> (on the socket engine's thread).</summary>
+    void OnLagMeasured(TimeSpan lag);
+
+    /// <summary>A probe written <paramref name="age"/> ago is still unanswered (on a timer thread).</summary>
+    void OnProbeUnanswered(TimeSpan age);
 
     /// <summary>Measuring ended (the pair broke, or the broker stops): nobody may stay held for it.</summary>
     void OnStopped();
-
-    /// <summary>Every answered probe, after the transitions above; <paramref name="caughtUp"/> when below the low mark.</summary>
-    void OnLagMeasured(TimeSpan lag, bool caughtUp);
 
     /// <summary>True while the observer needs measurements even without new traffic (clients still held).</summary>
     bool NeedsProbes { get; }
@@ -29,8 +30,6 @@ internal interface ISocketEngineLagObserver
 /// </summary>
 internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
 {
-    private readonly TimeSpan _behindAfter;
-    private readonly TimeSpan _caughtUpBelow;
     private readonly TimeSpan _period;
     private readonly ISocketEngineLagObserver _observer;
     private readonly TimeProvider _time = TimeProvider.System;
@@ -44,22 +43,17 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
     private long _sentAt;
     private int _timerRunning;
     private int _traffic;
-    private volatile bool _behind;
     private volatile bool _disposed;
     private int _failed;
 
-    public SocketEngineLagProbe(TimeSpan behindAfter, ISocketEngineLagObserver observer)
+    /// <param name="period">How often a probe is written while measuring (one at a time: not while one is unanswered).</param>
+    public SocketEngineLagProbe(TimeSpan period, ISocketEngineLagObserver observer)
         : base(unsafeSuppressExecutionContextFlow: true)
     {
-        _behindAfter = behindAfter;
-        _caughtUpBelow = behindAfter / 4;
-        _period = behindAfter / 2;
+        _period = period;
         _observer = observer;
         SetBuffer(Memory<byte>.Empty);
     }
-
-    /// <summary>True from a probe that waited at least the threshold until one answered within a quarter of it.</summary>
-    public bool IsBehind => _behind;
 
     /// <summary>Opens the loopback pair and posts the first receive. False (and nothing held) when it cannot.</summary>
     public bool Start()
@@ -112,15 +106,10 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
             long sent = Volatile.Read(ref _sentAt);
             if (sent != 0)
             {
-                var age = _time.GetElapsedTime(sent);
-                if (age >= _behindAfter && !_behind)
-                {
-                    _behind = true;
-                    _observer.OnBehind(age);
-                }
+                _observer.OnProbeUnanswered(_time.GetElapsedTime(sent));
                 return;
             }
-            if (Interlocked.Exchange(ref _traffic, 0) == 0 && !_behind && !_observer.NeedsProbes)
+            if (Interlocked.Exchange(ref _traffic, 0) == 0 && !_observer.NeedsProbes)
             {
                 // Nothing happened for a whole period: stop until the next traffic.
                 Interlocked.Exchange(ref _timerRunning, 0);
@@ -193,20 +182,7 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
         {
             return true;
         }
-        var lag = _time.GetElapsedTime(sent, now);
-        if (lag >= _behindAfter)
-        {
-            if (!_behind)
-            {
-                _behind = true;
-                _observer.OnBehind(lag);
-            }
-        }
-        else if (lag < _caughtUpBelow)
-        {
-            _behind = false;
-        }
-        _observer.OnLagMeasured(lag, lag < _caughtUpBelow);
+        _observer.OnLagMeasured(_time.GetElapsedTime(sent, now));
         return true;
     }
 
@@ -217,7 +193,6 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
         {
             return;
         }
-        _behind = false;
         _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _observer.OnStopped();
     }
