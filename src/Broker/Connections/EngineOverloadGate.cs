@@ -108,6 +108,7 @@ internal sealed class EngineOverloadGate : ISocketEngineLagObserver, IDisposable
 
     public bool NeedsProbes => _behind || Volatile.Read(ref _heldCount) != 0;
 
+
     private void EnterBehind(TimeSpan lag)
     {
         lock (_lock)

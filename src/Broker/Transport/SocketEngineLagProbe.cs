@@ -9,48 +9,53 @@ internal interface ISocketEngineLagObserver
     /// <summary>A probe was answered after <paramref name="lag"/> (on the socket engine's thread).</summary>
     void OnLagMeasured(TimeSpan lag);
 
-    /// <summary>A probe written <paramref name="age"/> ago is still unanswered (on a timer thread).</summary>
+    /// <summary>A probe written <paramref name="age"/> ago is still unanswered (on a publishing or a timer thread).</summary>
     void OnProbeUnanswered(TimeSpan age);
 
     /// <summary>Measuring ended (the pair broke, or the broker stops): nobody may stay held for it.</summary>
     void OnStopped();
 
-    /// <summary>True while the observer needs measurements even without new traffic (clients still held).</summary>
+    /// <summary>True while the observer needs measurements even without traffic (clients held until it catches up).</summary>
     bool NeedsProbes { get; }
 }
 
 /// <summary>
 /// Measures how long a socket that became readable waits before the socket engine's thread handles it: the delay a
-/// PINGREQ from an idle client sees when the broker is saturated. A loopback socket pair of the broker's own: a timer
-/// writes one byte and records when; the reading end's zero-byte receive completes through the same engine queue as
-/// every client's (behind the sockets already ready), and the difference is the lag. While a probe is unanswered the
-/// lag is at least its age, so a stuck engine is seen without waiting for the answer.
-/// The timer runs only while there is traffic (<see cref="NoteTraffic"/>) or the engine is behind: an idle broker
-/// pays no wake-ups for it. Real time always: it measures a real thread, not the broker's (possibly fake) clock.
+/// PINGREQ from an idle client sees when the broker is saturated. A loopback socket pair of the broker's own: one byte
+/// is written and the time recorded; the reading end's zero-byte receive completes through the same engine queue as
+/// every client's (behind the sockets already ready), and the difference is the lag.
+/// Probes ride on the traffic: the thread that handles a PUBLISH (<see cref="NoteTraffic"/>) writes the next probe
+/// once the period has passed, or, while one is unanswered, reports its age, so a busy engine sees its own lag without
+/// waiting for the answer, and a quiet or idle broker pays nothing (no timer, no wake-up: the thread is awake anyway).
+/// Only while its observer holds clients, and nobody publishes, does a timer keep probing. Real time always: it
+/// measures a real thread, not the broker's (possibly fake) clock.
 /// </summary>
 internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
 {
     private readonly TimeSpan _period;
+    private readonly long _periodMilliseconds;
     private readonly ISocketEngineLagObserver _observer;
     private readonly TimeProvider _time = TimeProvider.System;
-    private readonly Lock _tickLock = new();
+    private readonly Lock _timerLock = new();
     private readonly byte[] _probeByte = [1];
     private readonly byte[] _drain = new byte[64];
     private Socket? _reader;
     private Socket? _writer;
     private ITimer? _timer;
-    // When the unanswered probe was written (0: none outstanding).
+    // The unanswered probe: when it was written, coarse (Environment.TickCount64; 0: none) and precise (timestamp).
+    private long _sentAtMilliseconds;
     private long _sentAt;
+    private long _lastSentMilliseconds;
     private int _timerRunning;
-    private int _traffic;
     private volatile bool _disposed;
     private int _failed;
 
-    /// <param name="period">How often a probe is written while measuring (one at a time: not while one is unanswered).</param>
+    /// <param name="period">How often a probe is written at most (one at a time: never while one is unanswered).</param>
     public SocketEngineLagProbe(TimeSpan period, ISocketEngineLagObserver observer)
         : base(unsafeSuppressExecutionContextFlow: true)
     {
         _period = period;
+        _periodMilliseconds = Math.Max(1, (long)period.TotalMilliseconds);
         _observer = observer;
         SetBuffer(Memory<byte>.Empty);
     }
@@ -71,62 +76,98 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
         return true;
     }
 
-    /// <summary>Someone handed the engine work: keep measuring (cheap when the timer already runs).</summary>
+    /// <summary>
+    /// Someone handed the engine work (any thread): writes a probe when the period has passed since the last, or
+    /// reports the age of the one still unanswered. A coarse clock read and two field reads when there is nothing to do.
+    /// </summary>
     public void NoteTraffic()
     {
-        if (Volatile.Read(ref _traffic) != 0)
+        if (_writer is null)
         {
             return;
         }
-        // A full fence between setting the flag and reading the timer's state: the tick that stops the timer reads
-        // the flag after clearing its state, so one of the two always sees the other.
-        Interlocked.Exchange(ref _traffic, 1);
-        if (Volatile.Read(ref _timerRunning) == 0)
+        long now = Environment.TickCount64;
+        long sent = Volatile.Read(ref _sentAtMilliseconds);
+        if (sent != 0)
         {
-            StartTimer();
+            if (now - sent >= _periodMilliseconds)
+            {
+                _observer.OnProbeUnanswered(TimeSpan.FromMilliseconds(now - sent));
+                KeepProbingIfNeeded();
+            }
+            return;
+        }
+        if (now - Volatile.Read(ref _lastSentMilliseconds) >= _periodMilliseconds)
+        {
+            TrySend(now);
         }
     }
 
-    private void StartTimer()
+    private void TrySend(long now)
     {
-        if (Interlocked.CompareExchange(ref _timerRunning, 1, 0) == 0 && !_disposed && Volatile.Read(ref _failed) == 0)
+        if (_disposed || Volatile.Read(ref _failed) != 0 || Interlocked.CompareExchange(ref _sentAtMilliseconds, Math.Max(1, now), 0) != 0)
         {
-            _timer?.Change(_period, _period);
+            return;
+        }
+        Volatile.Write(ref _lastSentMilliseconds, now);
+        Volatile.Write(ref _sentAt, _time.GetTimestamp());
+        SocketError error;
+        try
+        {
+            _writer!.Send(_probeByte, SocketFlags.None, out error);
+        }
+        catch (ObjectDisposedException)
+        {
+            return;
+        }
+        if (error != SocketError.Success)
+        {
+            Fail();
+        }
+    }
+
+    /// <summary>The observer holds clients: probes must go on even if nobody publishes (until it lets them go).</summary>
+    private void KeepProbingIfNeeded()
+    {
+        if (_observer.NeedsProbes && Interlocked.CompareExchange(ref _timerRunning, 1, 0) == 0)
+        {
+            lock (_timerLock)
+            {
+                if (!_disposed && Volatile.Read(ref _failed) == 0)
+                {
+                    _timer?.Change(_period, _period);
+                }
+            }
         }
     }
 
     private void Tick()
     {
-        lock (_tickLock)
+        if (_disposed || Volatile.Read(ref _failed) != 0)
         {
-            if (_disposed || Volatile.Read(ref _failed) != 0)
-            {
-                return;
-            }
-            long sent = Volatile.Read(ref _sentAt);
-            if (sent != 0)
-            {
-                _observer.OnProbeUnanswered(_time.GetElapsedTime(sent));
-                return;
-            }
-            if (Interlocked.Exchange(ref _traffic, 0) == 0 && !_observer.NeedsProbes)
-            {
-                // Nothing happened for a whole period: stop until the next traffic.
-                Interlocked.Exchange(ref _timerRunning, 0);
-                _timer!.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                if (Volatile.Read(ref _traffic) != 0)
-                {
-                    StartTimer();
-                }
-                return;
-            }
-            Volatile.Write(ref _sentAt, _time.GetTimestamp());
-            _writer!.Send(_probeByte, SocketFlags.None, out var error);
-            if (error != SocketError.Success)
-            {
-                Fail();
-            }
+            return;
         }
+        if (!_observer.NeedsProbes)
+        {
+            lock (_timerLock)
+            {
+                Interlocked.Exchange(ref _timerRunning, 0);
+                if (!_disposed)
+                {
+                    _timer!.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                }
+            }
+            // Needed again meanwhile (a client held between the check and the stop): go on.
+            KeepProbingIfNeeded();
+            return;
+        }
+        long sent = Volatile.Read(ref _sentAt);
+        if (Volatile.Read(ref _sentAtMilliseconds) != 0 && sent != 0)
+        {
+            _observer.OnProbeUnanswered(_time.GetElapsedTime(sent));
+            return;
+        }
+        TrySend(Environment.TickCount64);
     }
 
     private void ReceiveLoop()
@@ -167,7 +208,16 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
             return false;
         }
         long now = _time.GetTimestamp();
-        int received = _reader!.Receive(_drain, SocketFlags.None, out var error);
+        int received;
+        SocketError error;
+        try
+        {
+            received = _reader!.Receive(_drain, SocketFlags.None, out error);
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
         if (error == SocketError.WouldBlock)
         {
             return true;
@@ -177,12 +227,15 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
             Fail();
             return false;
         }
-        long sent = Interlocked.Exchange(ref _sentAt, 0);
-        if (sent == 0)
+        long sent = Volatile.Read(ref _sentAt);
+        Volatile.Write(ref _sentAt, 0);
+        // Cleared last: the next probe may be written from here on.
+        Volatile.Write(ref _sentAtMilliseconds, 0);
+        if (sent != 0)
         {
-            return true;
+            _observer.OnLagMeasured(_time.GetElapsedTime(sent, now));
+            KeepProbingIfNeeded();
         }
-        _observer.OnLagMeasured(_time.GetElapsedTime(sent, now));
         return true;
     }
 
@@ -193,7 +246,13 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
         {
             return;
         }
-        _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        lock (_timerLock)
+        {
+            if (!_disposed)
+            {
+                _timer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            }
+        }
         _observer.OnStopped();
     }
 
@@ -228,7 +287,7 @@ internal sealed class SocketEngineLagProbe : SocketAsyncEventArgs, IDisposable
 
     public new void Dispose()
     {
-        lock (_tickLock)
+        lock (_timerLock)
         {
             _disposed = true;
             _timer?.Dispose();
