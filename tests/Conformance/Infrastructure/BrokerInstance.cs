@@ -67,6 +67,10 @@ internal sealed class BrokerInstance : IAsyncDisposable
                 // Never the default 9464: tests run in parallel and next to a broker started by hand.
                 ["Broker:Metrics:Address"] = "127.0.0.1",
                 ["Broker:Metrics:Port"] = "0",
+                // Off unless a test turns it on: every broker of this test process shares the runtime's one socket
+                // engine thread, so its lag is every parallel test's load, and holding publishers for it would make
+                // the timing of unrelated tests depend on what runs beside them (EngineOverloadTests turns it on).
+                ["Broker:Limits:EngineLagMilliseconds"] = "0",
             };
             if (storeDirectory is not null)
             {
