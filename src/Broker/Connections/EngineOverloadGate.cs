@@ -60,7 +60,7 @@ internal sealed class EngineOverloadGate : ISocketEngineLagObserver, IDisposable
         }
     }
 
-    /// <summary>A PUBLISH was handled: the engine has work, so keep measuring it.</summary>
+    /// <summary>A PUBLISH was handled: probes ride on it (a clock read when there is nothing to do).</summary>
     public void NotePublish() => _probe?.NoteTraffic();
 
     /// <summary>Holds <paramref name="connection"/> until the engine catches up; false (nothing held) when it is not behind.</summary>
