@@ -471,13 +471,7 @@ internal static partial class Attacks
                 var head = Mqtt.Header(0x30, remaining);
                 await s.SendAsync(head);
                 await s.SendAsync(new byte[] { 0, 3, (byte)'p', (byte)'/', (byte)'x' });
-                int left = remaining - 5 - 10;
-                while (left > 0)
-                {
-                    int n = Math.Min(left, chunk.Length);
-                    await s.SendAsync(chunk.AsMemory(0, n));
-                    left -= n;
-                }
+                await SendFillerAsync(s, chunk, remaining - 5 - 10);
                 int index = i;
                 double sentAt = started.Elapsed.TotalSeconds;
                 watchers.Add(Task.Run(async () =>
@@ -527,13 +521,7 @@ internal static partial class Attacks
                 try
                 {
                     await s.SendAsync(Mqtt.Header(0x10, remaining));
-                    int left = remaining - 10;
-                    while (left > 0)
-                    {
-                        int n = Math.Min(left, chunk.Length);
-                        await s.SendAsync(chunk.AsMemory(0, n));
-                        left -= n;
-                    }
+                    await SendFillerAsync(s, chunk, remaining - 10);
                 }
                 catch (SocketException)
                 {
@@ -552,6 +540,17 @@ internal static partial class Attacks
             {
                 s.Dispose();
             }
+        }
+    }
+
+    /// <summary>Sends <paramref name="bytes"/> bytes of <paramref name="chunk"/>'s content, a chunk at a time.</summary>
+    private static async Task SendFillerAsync(Socket s, byte[] chunk, int bytes)
+    {
+        while (bytes > 0)
+        {
+            int n = Math.Min(bytes, chunk.Length);
+            await s.SendAsync(chunk.AsMemory(0, n));
+            bytes -= n;
         }
     }
 

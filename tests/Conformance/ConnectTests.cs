@@ -260,8 +260,7 @@ public sealed class ConnectTests
         await using var broker = await BrokerInstance.StartAsync(new Dictionary<string, string?> { ["Broker:KeepAlive:MaxSeconds"] = "100" });
         await using (var first = await RawConnectedAsync(broker, v3, "stored", cleanStart: false))
         {
-            await first.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("s", QualityOfService.AtLeastOnce)] }, v3);
-            await first.ExpectAsync<SubAckPacket>(v3);
+            await first.SubscribeAsync("s", QualityOfService.AtLeastOnce, v3);
             await first.SendAsync(new DisconnectPacket(), v3);
             await first.ReadUntilClosedAsync(v3, CloseWait);
         }

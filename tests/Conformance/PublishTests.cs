@@ -108,8 +108,7 @@ public sealed class PublishTests
     {
         await using var broker = await BrokerInstance.StartAsync();
         await using var raw = await RawConnectedAsync(broker, version, "sub1");
-        await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("t", QualityOfService.AtLeastOnce)] }, version);
-        await raw.ExpectAsync<SubAckPacket>(version);
+        await raw.SubscribeAsync("t", QualityOfService.AtLeastOnce, version);
         using var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311);
         await publisher.PublishAsync("t", "one", MqttQualityOfServiceLevel.AtLeastOnce);
         var first = await raw.ExpectAsync<PublishPacket>(version);
@@ -130,8 +129,7 @@ public sealed class PublishTests
     {
         await using var broker = await BrokerInstance.StartAsync();
         await using var raw = await RawConnectedAsync(broker, version, "sub2");
-        await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("t", QualityOfService.ExactlyOnce)] }, version);
-        await raw.ExpectAsync<SubAckPacket>(version);
+        await raw.SubscribeAsync("t", QualityOfService.ExactlyOnce, version);
         using var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311);
         await publisher.PublishAsync("t", "x", MqttQualityOfServiceLevel.ExactlyOnce);
         var publish = await raw.ExpectAsync<PublishPacket>(version);
@@ -154,8 +152,7 @@ public sealed class PublishTests
     {
         await using var broker = await BrokerInstance.StartAsync();
         await using var subscriber = await RawConnectedAsync(broker, version, "sub");
-        await subscriber.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("t", QualityOfService.AtLeastOnce)] }, version);
-        await subscriber.ExpectAsync<SubAckPacket>(version);
+        await subscriber.SubscribeAsync("t", QualityOfService.AtLeastOnce, version);
         await using var publisher = await RawConnectedAsync(broker, version, "pub");
         await publisher.SendAsync(Publish("t", "x", QualityOfService.AtLeastOnce, 5, dup: true), version);
         await publisher.ExpectAsync<PubAckPacket>(version);
@@ -179,8 +176,7 @@ public sealed class PublishTests
         var v5 = RawVersion.V500;
         await using var broker = await BrokerInstance.StartAsync();
         await using var raw = await RawConnectedAsync(broker, v5, "rm", properties: new MqttProperties { ReceiveMaximum = 1 });
-        await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("t", QualityOfService.AtLeastOnce)] }, v5);
-        await raw.ExpectAsync<SubAckPacket>(v5);
+        await raw.SubscribeAsync("t", QualityOfService.AtLeastOnce, v5);
         using var publisher = await MqttClients.ConnectAsync(broker, V500);
         await publisher.PublishAsync("t", "1", MqttQualityOfServiceLevel.AtLeastOnce);
         await publisher.PublishAsync("t", "2", MqttQualityOfServiceLevel.AtLeastOnce);
@@ -251,8 +247,7 @@ public sealed class PublishTests
         var v5 = RawVersion.V500;
         await using var broker = await BrokerInstance.StartAsync();
         await using var raw = await RawConnectedAsync(broker, v5, "aliased", properties: new MqttProperties { TopicAliasMaximum = 1 });
-        await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("alias/#", QualityOfService.AtMostOnce)] }, v5);
-        await raw.ExpectAsync<SubAckPacket>(v5);
+        await raw.SubscribeAsync("alias/#", QualityOfService.AtMostOnce, v5);
         using var publisher = await MqttClients.ConnectAsync(broker, V500);
         foreach (var topic in new[] { "alias/a", "alias/b", "alias/a", "alias/b" })
         {
@@ -279,8 +274,7 @@ public sealed class PublishTests
         var v5 = RawVersion.V500;
         await using var broker = await BrokerInstance.StartAsync();
         await using var raw = await RawConnectedAsync(broker, v5, "plain");
-        await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("t", QualityOfService.AtMostOnce)] }, v5);
-        await raw.ExpectAsync<SubAckPacket>(v5);
+        await raw.SubscribeAsync("t", QualityOfService.AtMostOnce, v5);
         using var publisher = await MqttClients.ConnectAsync(broker, V500);
         await publisher.PublishAsync("t", "1");
         await publisher.PublishAsync("t", "2");
@@ -332,8 +326,7 @@ public sealed class PublishTests
     }
     private static async Task SubscribeRawAsync(RawClient raw, RawVersion version, string filter, QualityOfService qos)
     {
-        await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription(filter, qos)] }, version);
-        await raw.ExpectAsync<SubAckPacket>(version);
+        await raw.SubscribeAsync(filter, qos, version);
     }
 
     [Theory]

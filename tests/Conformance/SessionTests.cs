@@ -143,8 +143,7 @@ public sealed class SessionTests
         ushort qos1Id, qos2Id;
         await using (var raw = await RawConnectedAsync(broker, version, "resend", cleanStart: false, properties: SessionProperties(version)))
         {
-            await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("r/#", QualityOfService.ExactlyOnce)] }, version);
-            await raw.ExpectAsync<SubAckPacket>(version);
+            await raw.SubscribeAsync("r/#", QualityOfService.ExactlyOnce, version);
             using var publisher = await MqttClients.ConnectAsync(broker, version == RawVersion.V500 ? V500 : V311);
             await publisher.PublishAsync("r/1", "one", MqttQualityOfServiceLevel.AtLeastOnce);
             await publisher.PublishAsync("r/2", "two", MqttQualityOfServiceLevel.ExactlyOnce);
@@ -181,8 +180,7 @@ public sealed class SessionTests
         await using var broker = await BrokerInstance.StartAsync();
         await using (var raw = await RawConnectedAsync(broker, version, "queued", cleanStart: false, properties: SessionProperties(version)))
         {
-            await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("q", QualityOfService.AtLeastOnce)] }, version);
-            await raw.ExpectAsync<SubAckPacket>(version);
+            await raw.SubscribeAsync("q", QualityOfService.AtLeastOnce, version);
             await raw.SendAsync(new DisconnectPacket(), version);
             await raw.ReadUntilClosedAsync(version, LogWait);
         }
@@ -219,8 +217,7 @@ public sealed class SessionTests
         ushort sentId;
         await using (var raw = await RawConnectedAsync(broker, v5, "expiring", cleanStart: false, properties: props))
         {
-            await raw.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("e/#", qos)] }, v5);
-            await raw.ExpectAsync<SubAckPacket>(v5);
+            await raw.SubscribeAsync("e/#", qos, v5);
             using var publisher = await MqttClients.ConnectAsync(broker, V500, configure: o => o.WithKeepAlivePeriod(TimeSpan.Zero));
             foreach (var topic in new[] { "e/sent", "e/queued" })
             {

@@ -295,8 +295,7 @@ public sealed class SubscriptionTests
         ushort id;
         await using (var first = await RawConnectedAsync(broker, v5, "member-a", cleanStart: false, properties: session))
         {
-            await first.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("$share/g/sh/#", QualityOfService.ExactlyOnce)] }, v5);
-            await first.ExpectAsync<SubAckPacket>(v5);
+            await first.SubscribeAsync("$share/g/sh/#", QualityOfService.ExactlyOnce, v5);
             await publisher.PublishAsync("sh/1", "in flight", MqttQualityOfServiceLevel.ExactlyOnce);
             id = (await first.ExpectAsync<PublishPacket>(v5)).PacketId;
         }
@@ -321,8 +320,7 @@ public sealed class SubscriptionTests
         using var publisher = await MqttClients.ConnectAsync(broker, V500);
         await using (var first = await RawConnectedAsync(broker, v5, "member-a"))
         {
-            await first.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("$share/g/sh/#", QualityOfService.ExactlyOnce)] }, v5);
-            await first.ExpectAsync<SubAckPacket>(v5);
+            await first.SubscribeAsync("$share/g/sh/#", QualityOfService.ExactlyOnce, v5);
             await publisher.PublishAsync("sh/1", "in flight", MqttQualityOfServiceLevel.ExactlyOnce);
             await first.ExpectAsync<PublishPacket>(v5);
         }
@@ -339,8 +337,7 @@ public sealed class SubscriptionTests
         var v5 = RawVersion.V500;
         await using var broker = await BrokerInstance.StartAsync();
         await using var refusing = await RawConnectedAsync(broker, v5, "member-a");
-        await refusing.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new("$share/g/sh/#", QualityOfService.AtLeastOnce)] }, v5);
-        await refusing.ExpectAsync<SubAckPacket>(v5);
+        await refusing.SubscribeAsync("$share/g/sh/#", QualityOfService.AtLeastOnce, v5);
         var (other, otherMessages) = await SubscriberAsync(broker, V500, "$share/g/sh/#", MqttQualityOfServiceLevel.AtLeastOnce);
         using var _ = other;
         using var publisher = await MqttClients.ConnectAsync(broker, V500);

@@ -35,8 +35,7 @@ public sealed class HeldPublisherResumeTests
         });
         await using var subscriber = await RawClient.ConnectWithSmallReceiveBufferAsync(broker);
         await subscriber.HandshakeAsync(MqttProtocolVersion.V311, "held-sub", 60);
-        await subscriber.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("held/#", QualityOfService.AtLeastOnce)] }, MqttProtocolVersion.V311);
-        Assert.IsType<SubAckPacket>(await subscriber.ReceiveAsync(MqttProtocolVersion.V311, Timeout));
+        await subscriber.SubscribeAsync("held/#", QualityOfService.AtLeastOnce, MqttProtocolVersion.V311, Timeout);
 
         await using var publisher = await RawClient.ConnectAsync(broker);
         await publisher.HandshakeAsync(MqttProtocolVersion.V311, "held-pub", 60);

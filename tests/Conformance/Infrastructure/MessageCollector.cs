@@ -80,6 +80,14 @@ internal static class TestClients
         return packet as T ?? throw new Xunit.Sdk.XunitException($"expected {typeof(T).Name}, got {packet?.Type.ToString() ?? "connection closed"}");
     }
 
+    /// <summary>SUBSCRIBE to one filter (packet id 1) and the SUBACK that must answer it.</summary>
+    public static async Task<Broker.Protocol.SubAckPacket> SubscribeAsync(this RawClient raw, string filter, Broker.Protocol.QualityOfService qos,
+        Broker.Protocol.MqttProtocolVersion version, TimeSpan? timeout = null)
+    {
+        await raw.SendAsync(new Broker.Protocol.SubscribePacket { PacketId = 1, Subscriptions = [new Broker.Protocol.TopicSubscription(filter, qos)] }, version);
+        return await raw.ExpectAsync<Broker.Protocol.SubAckPacket>(version, timeout);
+    }
+
     /// <summary>
     /// The raw client's marker: PINGREQ, and PINGRESP must be the next packet. The broker answers a PINGREQ after
     /// everything it received before it, and writes queued messages before it flushes the PINGRESP, so a PUBLISH

@@ -33,8 +33,7 @@ public sealed class PersistenceCrashTests : IDisposable
             // The subscriber reads and acknowledges the first part of the flood, then goes offline: the rest is queued,
             // in flight or being written when the broker dies.
             await using var sub = await ConnectAsync(endPoint, V311, "crash-sub", cleanStart: false, expectPresent: false);
-            await sub.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("crash/#", QualityOfService.AtLeastOnce)] }, V311);
-            await sub.ExpectAsync<SubAckPacket>(V311);
+            await sub.SubscribeAsync("crash/#", QualityOfService.AtLeastOnce, V311);
             await using var pub = await ConnectAsync(endPoint, V311, "crash-pub", cleanStart: true, expectPresent: false);
 
             // The publisher keeps up to Window messages unacknowledged.
@@ -124,8 +123,7 @@ public sealed class PersistenceCrashTests : IDisposable
         {
             await using (var watcher = await ConnectAsync(endPoint, V500, "will-watch", cleanStart: true, expectPresent: false, session))
             {
-                await watcher.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("wills/#", QualityOfService.AtLeastOnce)] }, V500);
-                await watcher.ExpectAsync<SubAckPacket>(V500);
+                await watcher.SubscribeAsync("wills/#", QualityOfService.AtLeastOnce, V500);
                 await watcher.SendAsync(new DisconnectPacket(), V500);
             }
             var will = new WillMessage

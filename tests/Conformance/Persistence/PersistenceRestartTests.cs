@@ -62,8 +62,7 @@ public sealed class PersistenceRestartTests : IDisposable
             }
             await using (var late = await ConnectAsync(endPoint2, V311, "restart-late", cleanStart: true, expectPresent: false))
             {
-                await late.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("state/#", QualityOfService.AtLeastOnce)] }, V311);
-                await late.ExpectAsync<SubAckPacket>(V311);
+                await late.SubscribeAsync("state/#", QualityOfService.AtLeastOnce, V311);
                 var retained = await late.ExpectAsync<PublishPacket>(V311);
                 Assert.Equal(("state/lamp", "on", true), (retained.Topic, Encoding.UTF8.GetString(retained.Payload.Span), retained.Retain));
                 await late.SendAsync(new PubAckPacket { PacketId = retained.PacketId }, V311);
@@ -91,8 +90,7 @@ public sealed class PersistenceRestartTests : IDisposable
         using (first)
         {
             await using var sub = await ConnectAsync(endPoint, V500, "q2-sub", cleanStart: true, expectPresent: false, session);
-            await sub.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("q2/#", QualityOfService.ExactlyOnce)] }, V500);
-            await sub.ExpectAsync<SubAckPacket>(V500);
+            await sub.SubscribeAsync("q2/#", QualityOfService.ExactlyOnce, V500);
 
             await using var pub = await ConnectAsync(endPoint, V500, "q2-pub", cleanStart: true, expectPresent: false, session);
             // Inbound: the broker acknowledged the PUBLISH (PUBREC), the client has not released it yet.
@@ -141,8 +139,7 @@ public sealed class PersistenceRestartTests : IDisposable
         using (first)
         {
             await using var sub = await ConnectAsync(endPoint, V500, "dup-sub", cleanStart: true, expectPresent: false, session);
-            await sub.SendAsync(new SubscribePacket { PacketId = 1, Subscriptions = [new TopicSubscription("dup/#", QualityOfService.ExactlyOnce)] }, V500);
-            await sub.ExpectAsync<SubAckPacket>(V500);
+            await sub.SubscribeAsync("dup/#", QualityOfService.ExactlyOnce, V500);
             await using var pub = await ConnectAsync(endPoint, V500, "dup-pub", cleanStart: true, expectPresent: false);
             await pub.SendAsync(Publish("dup/x", "only once", QualityOfService.ExactlyOnce, 1), V500);
             await pub.ExpectAsync<PubRecPacket>(V500);
