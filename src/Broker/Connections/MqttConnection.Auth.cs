@@ -23,13 +23,13 @@ internal sealed partial class MqttConnection
     private bool _stoppedForHold;
 
     /// <summary>A CONNECT whose password is being verified; owned by the receive path once <see cref="Done"/>.</summary>
-    private sealed class PendingConnect(ConnectPacket connect, string clientId, bool assigned, KeepAliveNegotiation negotiation, CancellationTokenSource cancellation)
+    private sealed class PendingConnect(ConnectPacket connect, string clientId, bool assigned, KeepAliveNegotiation negotiation, CancellationTokenSource? cancellation)
     {
         public ConnectPacket Connect => connect;
         public string ClientId => clientId;
         public bool Assigned => assigned;
         public KeepAliveNegotiation Negotiation => negotiation;
-        public CancellationTokenSource Cancellation => cancellation;
+        public CancellationTokenSource? Cancellation => cancellation;
         public AuthenticationResult Verdict;
         // Null when the verification did not finish (the connection went away, or the authenticator failed).
         public string? Failure;
@@ -50,7 +50,7 @@ internal sealed partial class MqttConnection
             ForgetPassword(connect);
             return FinishConnect(connect, clientId, assigned, negotiation, verdict.Result);
         }
-        var pending = new PendingConnect(connect, clientId, assigned, negotiation, cancellation!);
+        var pending = new PendingConnect(connect, clientId, assigned, negotiation, cancellation);
         Extras.PendingConnect = pending;
         // Before the verdict can arrive: the hold is what resumes the receive path once it is stored.
         Hold(HoldReason.Authentication);
@@ -109,7 +109,7 @@ internal sealed partial class MqttConnection
         {
             try
             {
-                pending.Cancellation.Cancel();
+                pending.Cancellation?.Cancel();
             }
             catch (AggregateException)
             {

@@ -8,6 +8,8 @@ namespace Broker.Connections;
 
 internal sealed partial class MqttConnection
 {
+    private const string TakeoverRefused = "the session of this client id belongs to another user (Broker:Auth:TakeoverRequiresSameUser)";
+
     private bool HandleConnect(in MqttFrame frame)
     {
         var metrics = _services.Metrics;
@@ -131,7 +133,7 @@ internal sealed partial class MqttConnection
         if (sessions.TryGet(clientId, out var existing) && !existing!.MayBeTakenOverBy(verdict.UserName, _services.MayTakeOver))
         {
             // Checked before the will is cancelled: a refused CONNECT leaves the owner's session and will alone.
-            return RefuseNotAuthorized(clientId, verdict.UserName, "the session of this client id belongs to another user (Broker:Auth:TakeoverRequiresSameUser)");
+            return RefuseNotAuthorized(clientId, verdict.UserName, TakeoverRefused);
         }
 
         var props = connect.Properties;
@@ -153,7 +155,7 @@ internal sealed partial class MqttConnection
             _services.MayTakeOver, out bool sessionPresent, out var previous);
         if (session is null)
         {
-            return RefuseNotAuthorized(clientId, verdict.UserName, "the session of this client id belongs to another user (Broker:Auth:TakeoverRequiresSameUser)");
+            return RefuseNotAuthorized(clientId, verdict.UserName, TakeoverRefused);
         }
         _session = session;
         _permissions = permissions;
@@ -166,7 +168,6 @@ internal sealed partial class MqttConnection
         if (V5)
         {
             _clientReceiveMaximum = props?.ReceiveMaximum ?? ushort.MaxValue;
-            _clientMaximumPacketSize = props?.MaximumPacketSize ?? uint.MaxValue;
             // Broker:Limits:OutboundTopicAliases false treats every client as allowing no aliases [MQTT-3.1.2-27].
             _clientTopicAliasMaximum = limits.OutboundTopicAliases ? props?.TopicAliasMaximum ?? 0 : 0;
         }

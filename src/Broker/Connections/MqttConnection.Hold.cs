@@ -32,6 +32,9 @@ internal sealed partial class MqttConnection
 
     private bool IsReceivePaused => Volatile.Read(ref _holdReasons) != 0;
 
+    // A hold, or a packet that stopped the loop (a CONNECT awaiting its verdict): the rest of the input waits.
+    private bool MustStopReading => IsReceivePaused || _stoppedForHold;
+
     /// <inheritdoc cref="KeepAlive.IKeepAliveTarget.IsHeldBack"/>
     public bool IsHeldBack => IsReceivePaused;
 
@@ -126,7 +129,7 @@ internal sealed partial class MqttConnection
     /// <summary>Stream transports: waits while held, then handles what was buffered. False when the connection ended.</summary>
     private async ValueTask<bool> WaitWhileHeldAsync()
     {
-        while (IsReceivePaused || _stoppedForHold)
+        while (MustStopReading)
         {
             var resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Volatile.Write(ref _streamResume, resume);

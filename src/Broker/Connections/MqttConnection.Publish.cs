@@ -161,7 +161,7 @@ internal sealed partial class MqttConnection
             ReceivedTimestamp = _services.Time.GetTimestamp(),
         };
         router.Deliver(message, routeBuffer, out var congested);
-        OnPublishRouted(message); // 
+        OnPublishRouted(message);
         routeBuffer.Reset(null);
         if (congested is not null)
         {
@@ -236,7 +236,7 @@ internal sealed partial class MqttConnection
             {
                 foreach (var message in router.GetRetained(s.TopicFilter))
                 {
-                    if (!permissions.IsUnrestricted && !permissions.CanReceive(message.Topic))
+                    if (!permissions.CanReceive(message.Topic))
                     {
                         continue;
                     }
@@ -250,8 +250,8 @@ internal sealed partial class MqttConnection
                 }
             }
         }
-        // [MQTT-3.8.4-1] SUBACK before the retained messages.
-        // both once the subscriptions of a persistent session are durable (MqttConnection.Persistence.cs).
+        // [MQTT-3.8.4-1] SUBACK before the retained messages; both once the subscriptions of a persistent session are
+        // durable (MqttConnection.Persistence.cs).
         SendSubAck(subscribe, codes, retainedToSend, subscriptionId);
         if (replayDropped > 0)
         {
@@ -268,8 +268,8 @@ internal sealed partial class MqttConnection
             bool existed = _services.Router.Unsubscribe(unsubscribe.TopicFilters[i], _session!);
             codes[i] = existed ? (byte)ReasonCode.Success : (byte)ReasonCode.NoSubscriptionExisted;
         }
-        // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed.
-        // a persistent session's removal is durable first (else it comes back after a restart).
+        // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed; for a persistent session once the removal is durable
+        // (else it comes back after a restart).
         WriteReply(new UnsubAckPacket { PacketId = unsubscribe.PacketId, ReasonCodes = V5 ? codes : [] }, afterStore: _session!.IsPersistent);
     }
 }

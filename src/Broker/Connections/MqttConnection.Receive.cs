@@ -143,7 +143,7 @@ internal sealed partial class MqttConnection
                 {
                     return outcome = ReadOutcome.Stopped;
                 }
-                if (IsReceivePaused || _stoppedForHold)
+                if (MustStopReading)
                 {
                     return outcome = TryPark() ? ReadOutcome.Parked : ContinueAfterPause();
                 }
@@ -202,7 +202,7 @@ internal sealed partial class MqttConnection
         {
             return ReadOutcome.Stopped;
         }
-        if (IsReceivePaused || _stoppedForHold)
+        if (MustStopReading)
         {
             return TryPark() ? ReadOutcome.Parked : ContinueAfterPause();
         }
@@ -266,7 +266,7 @@ internal sealed partial class MqttConnection
             // pool while parked): on resume there is nothing to handle; reading the socket goes on.
             return true;
         }
-        var all = new ReadOnlySequence<byte>(_input!, _inputStart, _inputEnd - _inputStart);
+        var all = new ReadOnlySequence<byte>(_input, _inputStart, _inputEnd - _inputStart);
         var buffer = all;
         int maxPacketSize = _services.Limits.MaxPacketSize;
         bool keepGoing = true;

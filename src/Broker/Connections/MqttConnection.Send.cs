@@ -484,7 +484,7 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
         }
         // Security (issue #12): the router checked the subscriber's ACL when it queued the message; one queued before
         // this connection (a resumed session, perhaps of another user) or before an ACL reload is checked again.
-        if (_permissions is { IsUnrestricted: false } permissions && !permissions.CanReceive(message.Topic))
+        if (_permissions is { } permissions && !permissions.CanReceive(message.Topic))
         {
             Discard(session, outbound, packetId, DropReason.NotAuthorized);
             return;

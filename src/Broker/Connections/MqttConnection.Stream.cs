@@ -47,7 +47,7 @@ internal sealed partial class MqttConnection
                 {
                     break;
                 }
-                if ((IsReceivePaused || _stoppedForHold) && !await WaitWhileHeldAsync().ConfigureAwait(false))
+                if (MustStopReading && !await WaitWhileHeldAsync().ConfigureAwait(false))
                 {
                     break;
                 }

@@ -156,7 +156,7 @@ internal sealed class BrokerMetrics : IDisposable
     private readonly Counter<long> _storeErrors;
 
     /// <summary>The names a connection's <c>Listener</c> takes; the <c>listener</c> label of <c>mqtt_clients_connected</c>.</summary>
-    public static readonly string[] Listeners = ["tcp", "tls", "ws", "wss"];
+    private static readonly string[] Listeners = ["tcp", "tls", "ws", "wss"];
 
     private readonly KeyValuePair<string, object?>[] _versionTags;
     // [protocol][listener]: both labels of mqtt.clients.connected, built once.

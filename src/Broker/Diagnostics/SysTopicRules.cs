@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace Broker.Diagnostics;
 
 /// <summary>
@@ -8,30 +6,7 @@ namespace Broker.Diagnostics;
 /// </summary>
 internal static class SysTopicRules
 {
-    public const string Prefix = "$SYS/";
-
-    private static ReadOnlySpan<byte> PrefixUtf8 => "$SYS/"u8;
-
-    public static bool IsReserved(string topic) => IsReserved(topic.AsSpan());
-
-    /// <summary>The one definition the ACL check (<c>ClientPermissions.CanPublish</c>) and the tests use.</summary>
+    /// <summary>"$SYS" and everything below it; the one definition the ACL check (<c>ClientPermissions.CanPublish</c>) uses.</summary>
     public static bool IsReserved(ReadOnlySpan<char> topic) =>
         topic.StartsWith("$SYS", StringComparison.Ordinal) && (topic.Length == 4 || topic[4] == '/');
-
-    /// <summary>The topic as received (UTF-8, possibly segmented), or the one a topic alias stands for.</summary>
-    public static bool IsReserved(in ReadOnlySequence<byte> topicUtf8, string? aliasedTopic)
-    {
-        if (aliasedTopic is not null)
-        {
-            return IsReserved(aliasedTopic);
-        }
-        if (topicUtf8.Length < 4 || topicUtf8.FirstSpan.Length == 0 || topicUtf8.FirstSpan[0] != (byte)'$')
-        {
-            return false;
-        }
-        Span<byte> head = stackalloc byte[5];
-        int n = (int)Math.Min(5, topicUtf8.Length);
-        topicUtf8.Slice(0, n).CopyTo(head);
-        return head[..n].SequenceEqual(PrefixUtf8[..n]) && (n == 5 || topicUtf8.Length == 4);
-    }
 }

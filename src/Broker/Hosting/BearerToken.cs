@@ -10,7 +10,7 @@ internal static class BearerToken
     private const string Scheme = "Bearer ";
 
     /// <summary>A token anyone could guess is worse than none.</summary>
-    public const int MinLength = 16;
+    private const int MinLength = 16;
 
     public static bool IsPresented(HttpContext http, byte[] token)
     {

@@ -206,7 +206,7 @@ internal static class BrokerHost
             sp.GetRequiredService<WillPublisher>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<StateRestorer>>(),
-            (userName, clientId) => sp.GetRequiredService<Broker.Security.TopicAuthorizer>().ForClient(userName, clientId)));
+            sp.GetRequiredService<TopicAuthorizer>().ForClient));
         services.TryAddSingleton<PersistenceStartup>();
         services.TryAddSingleton<IBrokerStateStore>(sp =>
         {

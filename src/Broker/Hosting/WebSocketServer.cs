@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.WebSockets;
 using Broker.Connections;
@@ -30,7 +29,7 @@ namespace Broker.Hosting;
 /// </summary>
 internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
 {
-    public static readonly string[] SubProtocols = ["mqtt", "mqttv3.1"];
+    private static readonly string[] SubProtocols = ["mqtt", "mqttv3.1"];
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
 
     private readonly MqttWebSocketOptions _options;
@@ -40,7 +39,6 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
     private readonly StartupFailures _failures;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<MqttConnection, byte> _connections = new(ReferenceEqualityComparer.Instance);
     private WebApplication? _app;
     private volatile bool _stopping;
 
@@ -157,7 +155,6 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
         using var webSocket = await http.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             SubProtocol = subProtocol,
-            KeepAliveInterval = TimeSpan.Zero,
         }).ConfigureAwait(false);
         bool secure = http.Request.IsHttps;
         string? certificateUser = secure ? TlsServerOptionsFactory.GetClientUserName(http.Connection.ClientCertificate) : null;
@@ -169,21 +166,14 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
         // A zero-byte read on the stream waits for the next message without a buffer of ours (checked in the tests).
         var connection = new MqttConnection(new StreamTransport(stream, Socket: null, remote, SupportsZeroByteReads: true, certificateUser, closed),
             _services, secure ? "wss" : "ws");
-        _connections[connection] = 0;
-        try
+        connection.Start();
+        // Stopping began before it was registered: StopAsync did not see it.
+        if (_stopping)
         {
-            connection.Start();
-            if (_stopping)
-            {
-                connection.Shutdown();
-            }
-            bool abortive = await closed.Task.ConfigureAwait(false);
-            await CloseAsync(webSocket, stream, abortive).ConfigureAwait(false);
+            connection.Shutdown();
         }
-        finally
-        {
-            _connections.TryRemove(connection, out _);
-        }
+        bool abortive = await closed.Task.ConfigureAwait(false);
+        await CloseAsync(webSocket, stream, abortive).ConfigureAwait(false);
     }
 
     /// <summary>Ends the WebSocket after the MQTT connection: a close handshake when MQTT closed gracefully, else an abort.</summary>
@@ -216,9 +206,13 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
         {
             return;
         }
-        foreach (var connection in _connections.Keys)
+        // Every connection is in the broker's registry, tagged with the listener it came through.
+        foreach (var connection in _services.Registry.Snapshot())
         {
-            connection.Shutdown();
+            if (connection.Listener is "ws" or "wss")
+            {
+                connection.Shutdown();
+            }
         }
         await app.StopAsync(cancellationToken).ConfigureAwait(false);
     }

@@ -70,9 +70,6 @@ internal sealed class TopicAuthorizer : IDisposable
 
     public bool CanReceive(string? userName, string clientId, ReadOnlySpan<char> topic) => ForClient(userName, clientId).CanReceive(topic);
 
-    /// <summary>"$SYS" and everything below it: the broker's own topics, never written by clients.</summary>
-    public static bool IsSystemTopic(ReadOnlySpan<char> topic) => Diagnostics.SysTopicRules.IsReserved(topic);
-
     public void Dispose() => _acl?.Dispose();
 }
 
@@ -111,7 +108,7 @@ internal sealed class ClientPermissions : ITopicPermissions
     /// </summary>
     public bool CanPublish(ReadOnlySpan<char> topic)
     {
-        if (TopicAuthorizer.IsSystemTopic(topic) || (_authorizer.HasAcl && !Allows(Current(), topic, AclAccess.Write)))
+        if (Diagnostics.SysTopicRules.IsReserved(topic) || (_authorizer.HasAcl && !Allows(Current(), topic, AclAccess.Write)))
         {
             _authorizer.Metrics.AclDenied(AclAction.Publish);
             return false;

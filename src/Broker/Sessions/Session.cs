@@ -124,8 +124,14 @@ internal sealed class Session : IKeepAliveTarget
     public bool MayBeTakenOverBy(string? userName, Func<string?, string?, bool> mayTakeOver) =>
         OwnerUnknown || mayTakeOver(OwnerUserName, userName);
 
-    /// <summary>The delivery filter of the client's ACL; null when it may receive everything (no ACL).</summary>
-    public Routing.ITopicPermissions? Permissions { get; set; }
+    private Routing.ITopicPermissions? _permissions;
+
+    /// <summary>The delivery filter of the client's ACL; null when it may receive everything (no ACL), whatever was set.</summary>
+    public Routing.ITopicPermissions? Permissions
+    {
+        get => _permissions;
+        set => _permissions = value is { IsUnrestricted: false } ? value : null;
+    }
 
     /// <summary>The connection bound to this session; null while offline.</summary>
     public IDeliveryTarget? Owner { get; private set; }

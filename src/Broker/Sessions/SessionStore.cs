@@ -77,7 +77,7 @@ internal sealed class SessionStore
             var session = AttachLocked(clientId, cleanStart, expiryIntervalSeconds, owner, out sessionPresent, out previousOwner, out bool wroteStore);
             session.OwnerUserName = userName;
             session.OwnerUnknown = false;
-            session.Permissions = permissions is { IsUnrestricted: false } ? permissions : null;
+            session.Permissions = permissions;
             // After the owner is set: the store keeps it, so same-user takeover holds across a restart.
             PersistAttached(session, wroteStore);
             return session;

@@ -65,7 +65,7 @@ internal sealed class StateRestorer(SessionStore sessions, Router router, WillPu
                 // The owner and its ACL come back too: same-user takeover and delivery filtering hold across a restart.
                 OwnerUserName = stored.OwnerUserName,
                 OwnerUnknown = stored.OwnerUnknown,
-                Permissions = permissions is { IsUnrestricted: false } ? permissions : null,
+                Permissions = permissions,
             };
             foreach (var s in stored.Subscriptions)
             {

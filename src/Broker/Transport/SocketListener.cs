@@ -26,7 +26,6 @@ internal sealed class SocketListener : IDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly AcceptOperation _accept;
-   
     private readonly DescriptorHeadroom _headroom;
     private Socket? _listenSocket;
     private EndPoint? _localEndPoint;

@@ -69,8 +69,8 @@ internal sealed class TlsListener : IDisposable
         _stopping.Dispose();
     }
 
-    // On the accept loop's thread, which may be the socket engine's: the handshake (asymmetric cryptography, and a
-    // certificate check) must not run there, so it starts on the thread pool.
+    // On the accept loop's thread: the handshake (asymmetric cryptography, and a certificate check) would stall the
+    // accepting of every other client, so it starts on a thread-pool thread of its own.
     private void OnAccepted(Socket socket) =>
         ThreadPool.UnsafeQueueUserWorkItem(static state => _ = state.Listener.HandshakeAsync(state.Socket), (Listener: this, Socket: socket), preferLocal: false);
 
@@ -158,14 +158,8 @@ internal sealed class TlsListener : IDisposable
             return read;
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
             inner.WriteAsync(buffer, cancellationToken);
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            inner.WriteAsync(buffer, offset, count, cancellationToken);
 
         public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
 
