@@ -13,7 +13,7 @@ internal static partial class BrokerLog
     [LoggerMessage(1, LogLevel.Information, "MQTT listener on {EndPoint}")]
     public static partial void Listening(ILogger logger, EndPoint endPoint);
 
-    [LoggerMessage(14, LogLevel.Information, "MQTT {Listener} listener on {Url}")]
+    [LoggerMessage(19, LogLevel.Information, "MQTT {Listener} listener on {Url}")]
     public static partial void ListeningOn(ILogger logger, string listener, string url);
 
     [LoggerMessage(2, LogLevel.Debug, "Client {ClientId} connected from {RemoteEndPoint}: MQTT {Version}, keep-alive {KeepAlive}s (requested {RequestedKeepAlive}s), clean start {CleanStart}, session present {SessionPresent}")]
@@ -87,7 +87,7 @@ internal static partial class BrokerLog
     [LoggerMessage(35, LogLevel.Warning, "Cannot write Broker:Metrics:EndpointFile {Path}: {Error}; --healthcheck falls back to the configuration")]
     public static partial void EndpointFileFailed(ILogger logger, string path, string error);
 
-    [LoggerMessage(40, LogLevel.Information, "Last {IntervalSeconds} s: {Connected} connected, {Disconnected} disconnected{DisconnectCauses}, {Refused} refused{RefusalResults}; {Online} online")]
+    [LoggerMessage(20, LogLevel.Information, "Last {IntervalSeconds} s: {Connected} connected, {Disconnected} disconnected{DisconnectCauses}, {Refused} refused{RefusalResults}; {Online} online")]
     public static partial void ConnectionSummary(ILogger logger, int intervalSeconds, long connected, long disconnected, string disconnectCauses,
         long refused, string refusalResults, long online);
 

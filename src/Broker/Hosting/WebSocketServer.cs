@@ -229,6 +229,6 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
 
 internal static partial class WebSocketLog
 {
-    [LoggerMessage(15, LogLevel.Debug, "WebSocket client {RemoteAddress}: Kestrel exposes no socket, so no kernel keep-alive is set on its connection")]
+    [LoggerMessage(21, LogLevel.Debug, "WebSocket client {RemoteAddress}: Kestrel exposes no socket, so no kernel keep-alive is set on its connection")]
     public static partial void NoSocket(ILogger logger, IPAddress? remoteAddress);
 }
