@@ -58,28 +58,15 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
         var app = builder.Build();
 
         var paths = new List<string>();
-        if (_options.Enabled && _options.Token is { } token)
-        {
-            // Before the exporter's endpoint: without the token /metrics is 401, every other path is untouched.
-            byte[] expected = System.Text.Encoding.UTF8.GetBytes(token);
-            app.Use(async (http, next) =>
-            {
-                if (http.Request.Path.Equals("/metrics", StringComparison.OrdinalIgnoreCase) && !BearerToken.IsPresented(http, expected))
-                {
-                    http.Response.StatusCode = StatusCodes.Status401Unauthorized;
-                    http.Response.Headers.WWWAuthenticate = "Bearer";
-                    await http.Response.WriteAsync("missing or wrong bearer token (Broker:Metrics:Token)\n").ConfigureAwait(false);
-                    return;
-                }
-                await next(http).ConfigureAwait(false);
-            });
-        }
         if (_options.Enabled)
         {
             // The exporter belongs to the broker's MeterProvider (the one listening to the broker's Meter);
             // passing it here makes the scrape read that provider instead of one from this app's container.
             var meterProvider = _brokerServices.GetRequiredService<MeterProvider>();
-            app.MapPrometheusScrapingEndpoint("/metrics", meterProvider, configureBranchedPipeline: null, optionsName: null);
+            // The token is checked inside the endpoint's own pipeline, so it guards every path routing sends there
+            // (/metrics/ included), not just the one spelling a path comparison would know.
+            Action<IApplicationBuilder>? requireToken = _options.Token is { } token ? RequireToken(System.Text.Encoding.UTF8.GetBytes(token)) : null;
+            app.MapPrometheusScrapingEndpoint("/metrics", meterProvider, configureBranchedPipeline: requireToken, optionsName: null);
             paths.Add(_options.Token is null ? "/metrics" : "/metrics (bearer token)");
         }
         app.MapGet("/healthz", () => Results.Text("ok"));
@@ -144,6 +131,18 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
             BrokerLog.EndpointFileFailed(_loggerFactory.CreateLogger<MetricsEndpoint>(), _options.EndpointFile, ex.Message);
         }
     }
+
+    private static Action<IApplicationBuilder> RequireToken(byte[] expected) => branch => branch.Use(async (http, next) =>
+    {
+        if (!BearerToken.IsPresented(http, expected))
+        {
+            http.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            http.Response.Headers.WWWAuthenticate = "Bearer";
+            await http.Response.WriteAsync("missing or wrong bearer token (Broker:Metrics:Token)\n").ConfigureAwait(false);
+            return;
+        }
+        await next(http).ConfigureAwait(false);
+    });
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {

@@ -56,8 +56,10 @@ public sealed class MetricsEndpointTests
         await using var broker = await BrokerInstance.StartAsync(new Dictionary<string, string?> { ["Broker:Metrics:Token"] = token });
         using var scraper = new MetricsScraper(broker);
 
-        using (var anonymous = await scraper.GetAsync("metrics"))
+        // Every spelling routing sends to the exporter needs the token (/metrics/ did not, once).
+        foreach (var path in new[] { "metrics", "metrics/", "METRICS" })
         {
+            using var anonymous = await scraper.GetAsync(path);
             Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
             Assert.Equal("Bearer", anonymous.Headers.WwwAuthenticate.Single().Scheme);
         }
