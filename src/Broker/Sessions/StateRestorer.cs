@@ -79,17 +79,19 @@ internal sealed class StateRestorer(SessionStore sessions, Router router, WillPu
         foreach (var will in state.Wills)
         {
             var message = ApplicationMessage.FromPersisted(will.Message, time, keepStoreCopy: false, publisherClientId: will.ClientId);
+            sessions.TryGet(will.ClientId, out var owner);
             if (will.DueAt <= now)
             {
                 // Its delay (or its session) ended while the broker was down [MQTT-3.1.3-9]: published now, to the
-                // sessions just restored.
-                router.Publish(message);
+                // sessions just restored, where its owner's ACL allows.
+                if (wills.PublishIfAllowed(message, owner?.Permissions))
+                {
+                    willsPublished++;
+                }
                 store.Append(StoreOperation.DeleteWill(will.ClientId));
-                willsPublished++;
             }
             else
             {
-                sessions.TryGet(will.ClientId, out var owner);
                 wills.Restore(will.ClientId, message, will.DueAt - now, owner?.Permissions);
                 willsArmed++;
             }

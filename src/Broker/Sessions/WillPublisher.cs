@@ -32,10 +32,7 @@ internal sealed class WillPublisher
     {
         if (delaySeconds == 0)
         {
-            if (permissions is null || permissions.CanPublish(will.Topic))
-            {
-                _router.Publish(will);
-            }
+            PublishIfAllowed(will, permissions);
             return;
         }
         var pending = new PendingWill(this, clientId, will, permissions) { Stored = _journal is not null };
@@ -72,13 +69,27 @@ internal sealed class WillPublisher
         }
     }
 
+    /// <summary>
+    /// A will goes only where its client may publish (<paramref name="permissions"/> null: no ACL), checked when it is
+    /// published, since the ACL may have changed since CONNECT: at once, after its delay, or at start-up.
+    /// </summary>
+    public bool PublishIfAllowed(ApplicationMessage will, ITopicPermissions? permissions)
+    {
+        if (permissions is not null && !permissions.CanPublish(will.Topic))
+        {
+            return false;
+        }
+        _router.Publish(will);
+        return true;
+    }
+
     private void Fire(PendingWill pending)
     {
-        if (_delayed.TryRemove(new KeyValuePair<string, PendingWill>(pending.ClientId, pending))
-            && (pending.Permissions is null || pending.Permissions.CanPublish(pending.Message.Topic)))
+        if (_delayed.TryRemove(new KeyValuePair<string, PendingWill>(pending.ClientId, pending)))
         {
-            _router.Publish(pending.Message);
-            // After the publish: a crash in between publishes it again at start-up rather than never.
+            PublishIfAllowed(pending.Message, pending.Permissions);
+            // After the publish (or the refusal, which is final too): a crash in between publishes it again at start-up
+            // rather than never.
             Forget(pending);
         }
     }

@@ -230,6 +230,32 @@ public sealed class SessionJournalTests : IDisposable
         Assert.Equal(["SetRetained r/a", "ClearRetained r/a"], _store.Describe());
     }
 
+    [Fact]
+    public void A_delayed_will_its_ACL_refuses_when_due_is_deleted_from_the_store_not_kept_for_the_next_start()
+    {
+        var wills = new WillPublisher(_router, _wheel.Wheel, new SessionJournal(_store, _wheel.Time));
+        var receiver = new Owner();
+        var session = _sessions.Attach("receiver", cleanStart: true, expiryIntervalSeconds: 0, receiver, out _, out _);
+        _router.Subscribe(new Subscription(session, "will/#", QualityOfService.AtMostOnce, false, false, RetainHandling.SendAtSubscribe, null));
+        _store.Clear();
+
+        wills.Publish("gone", Message("will/gone", QualityOfService.AtMostOnce, retain: false, [1]), delaySeconds: 5, new RefusingPermissions());
+        _wheel.RunUntil(TimeSpan.FromSeconds(6));
+
+        Assert.Equal(0, wills.PendingCount);
+        Assert.Equal(0, session.PendingCount);
+        Assert.Equal(["SaveWill gone will/gone", "DeleteWill gone"], _store.Describe());
+    }
+
+    private sealed class RefusingPermissions : ITopicPermissions
+    {
+        public bool IsUnrestricted => false;
+
+        public bool CanReceive(ReadOnlySpan<char> topic) => true;
+
+        public bool CanPublish(ReadOnlySpan<char> topic) => false;
+    }
+
     private void Publish(string topic, QualityOfService qos, bool retain = false, byte[]? payload = null)
         => _router.Publish(Message(topic, qos, retain, payload ?? [1, 2, 3]));
 
