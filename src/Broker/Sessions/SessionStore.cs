@@ -125,6 +125,12 @@ internal sealed class SessionStore
             {
                 return false;
             }
+            if (!_sessions.TryGetValue(session.ClientId, out var current) || !ReferenceEquals(current, session))
+            {
+                // A Clean Start discarded it while its connection was still open: nothing to keep and no expiry to run
+                // (the client id's row on disk belongs to the new session).
+                return true;
+            }
             if (expiryOverride is { } e)
             {
                 session.ExpiryIntervalSeconds = e;
@@ -133,11 +139,9 @@ internal sealed class SessionStore
             {
                 Discard(session);
             }
-            else if (_sessions.TryGetValue(session.ClientId, out var current) && ReferenceEquals(current, session))
+            else
             {
                 // The session stays, with its disconnect time (the start of its expiry after a restart).
-                // Not one that a Clean Start discarded while its connection was still open: the client id's row on disk
-                // belongs to the new session.
                 session.UpdateJournal(_journal, connected: false);
             }
             if (session.ExpiryIntervalSeconds is not (0 or uint.MaxValue))

@@ -247,6 +247,24 @@ public sealed class SessionJournalTests : IDisposable
         Assert.Equal(["SaveWill gone will/gone", "DeleteWill gone"], _store.Describe());
     }
 
+    [Fact]
+    public void A_session_a_Clean_Start_discarded_while_online_is_not_kept_for_its_expiry_when_its_connection_ends()
+    {
+        var first = new Owner();
+        var old = _sessions.Attach("c", cleanStart: false, expiryIntervalSeconds: 3600, first, out _, out _);
+        var second = new Owner();
+        var replacement = _sessions.Attach("c", cleanStart: true, expiryIntervalSeconds: 3600, second, out _, out _);
+        Assert.NotSame(old, replacement);
+        _store.Clear();
+
+        Assert.True(_sessions.Detach(old, first));
+
+        Assert.Null(old.ExpiryDeadline);
+        Assert.Empty(_store.Operations);
+        Assert.True(_sessions.TryGet("c", out var current));
+        Assert.Same(replacement, current);
+    }
+
     private sealed class RefusingPermissions : ITopicPermissions
     {
         public bool IsUnrestricted => false;
