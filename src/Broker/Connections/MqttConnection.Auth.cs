@@ -95,7 +95,7 @@ internal sealed partial class MqttConnection
         {
             _services.Metrics.ConnectAttempt(ConnectResult.NotAuthorized);
             keepGoing = RefuseConnect(_version, V5 ? (byte)ReasonCode.ServerUnavailable : (byte)ConnectReturnCode.ServerUnavailable,
-                $"client '{pending.ClientId}': {failure}", DisconnectCause.ConnectRefused);
+                RefusalOf(pending.ClientId, failure), DisconnectCause.ConnectRefused);
             return true;
         }
         keepGoing = FinishConnect(pending.Connect, pending.ClientId, pending.Assigned, pending.Negotiation, pending.Verdict);

@@ -83,8 +83,8 @@ internal sealed partial class MqttConnection
             metrics.LimitRefused(limit);
             return RefuseConnect(_version, V5 ? (byte)ReasonCode.QuotaExceeded : (byte)ConnectReturnCode.ServerUnavailable,
                 limit == LimitKind.Connections
-                    ? $"client '{Diagnostics.LogText.Escape(clientId)}': Broker:Limits:MaxConnections ({limits.MaxConnections}) reached"
-                    : $"client '{Diagnostics.LogText.Escape(clientId)}': Broker:Limits:MaxSessions ({limits.MaxSessions}) reached",
+                    ? RefusalOf(clientId, $"Broker:Limits:MaxConnections ({limits.MaxConnections}) reached")
+                    : RefusalOf(clientId, $"Broker:Limits:MaxSessions ({limits.MaxSessions}) reached"),
                 DisconnectCause.ConnectRefused);
         }
 
@@ -95,7 +95,7 @@ internal sealed partial class MqttConnection
             // The issue's contract: 3.1.1 clients outside the keep-alive policy get 0x02 (identifier rejected
             // is the only refusal code 3.1.1 has that a client treats as final rather than retrying at once).
             return RefuseConnect(_version, (byte)ConnectReturnCode.IdentifierRejected,
-                $"client '{Diagnostics.LogText.Escape(clientId)}': {negotiation.RefusalReason}", DisconnectCause.ConnectRefused);
+                RefusalOf(clientId, negotiation.RefusalReason), DisconnectCause.ConnectRefused);
         }
 
         // Adaptive Server Keep Alive (opt-in), 5.0 only: 3.1.1 cannot be told; its advice goes to the log.
@@ -121,13 +121,13 @@ internal sealed partial class MqttConnection
             // The authenticator has logged it (event 1100: address, client id, user; never the password).
             metrics.ConnectAttempt(verdict.Outcome == AuthenticationOutcome.BadCredentials ? ConnectResult.BadCredentials : ConnectResult.NotAuthorized);
             return RefuseConnect(_version, V5 ? (byte)verdict.ReasonCode : (byte)verdict.ReturnCode,
-                $"client '{clientId}': {verdict.Reason}", DisconnectCause.ConnectRefused);
+                RefusalOf(clientId, verdict.Reason), DisconnectCause.ConnectRefused);
         }
         var permissions = _services.Authorizer.ForClient(verdict.UserName, clientId);
         if (connect.Will is { } willToCheck && !permissions.CanPublish(willToCheck.Topic))
         {
             // A will may only go where its client may publish.
-            return RefuseNotAuthorized(clientId, verdict.UserName, $"the will topic '{willToCheck.Topic}' is not writable for this client");
+            return RefuseNotAuthorized(clientId, verdict.UserName, $"the will topic '{Diagnostics.LogText.Escape(willToCheck.Topic)}' is not writable for this client");
         }
         var sessions = _services.Sessions;
         if (sessions.TryGet(clientId, out var existing) && !existing!.MayBeTakenOverBy(verdict.UserName, _services.MayTakeOver))
@@ -221,8 +221,11 @@ internal sealed partial class MqttConnection
         SecurityLog.Refused(_services.Logger, clientId, (ClientEndPoint as IPEndPoint)?.Address, AuthenticationOutcome.NotAuthorized, reason, userName);
         _services.Metrics.ConnectAttempt(ConnectResult.NotAuthorized);
         return RefuseConnect(_version, V5 ? (byte)ReasonCode.NotAuthorized : (byte)ConnectReturnCode.NotAuthorized,
-            $"client '{clientId}': {reason}", DisconnectCause.ConnectRefused);
+            RefusalOf(clientId, reason), DisconnectCause.ConnectRefused);
     }
+
+    /// <summary>Why a CONNECT was refused, for the log and the Reason String: the client's own text escaped (issue #11).</summary>
+    private static string RefusalOf(string clientId, string? reason) => $"client '{Diagnostics.LogText.Escape(clientId)}': {reason}";
 
     /// <summary>CONNACK with a refusal code, then close [MQTT-3.2.2-6 / 3.2.2-7].</summary>
     private bool RefuseConnect(MqttProtocolVersion version, byte code, string reason, DisconnectCause cause, string? reasonString = null)

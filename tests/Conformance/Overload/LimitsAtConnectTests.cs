@@ -187,6 +187,21 @@ public sealed class LimitsAtConnectTests
         Assert.Contains("evil\\u000d\\u000aINFO forged line \\u001b[31m", line);
     }
 
+    [Fact]
+    public async Task A_refused_CONNECT_cannot_forge_log_lines_with_its_client_id_either()
+    {
+        await using var broker = await BrokerInstance.StartAsync(new Dictionary<string, string?> { ["Broker:Auth:AllowAnonymous"] = "false" });
+        await using var client = await RawClient.ConnectAsync(broker);
+        var ack = await client.HandshakeAsync(MqttProtocolVersion.V311, "evil\r\nINFO forged refusal \u001b[31m", 60);
+        Assert.Equal((byte)ConnectReturnCode.NotAuthorized, ack.ReasonCode);
+        // Event 5: the refusal with its reason.
+        string line = await broker.Logs.WaitForAsync(5, "forged refusal", Timeout);
+        Assert.DoesNotContain('\r', line);
+        Assert.DoesNotContain('\n', line);
+        Assert.DoesNotContain('\u001b', line);
+        Assert.Contains("evil\\u000d\\u000aINFO forged refusal \\u001b[31m", line);
+    }
+
     private static async Task WaitForCountAsync(BrokerInstance broker, int count)
     {
         var registry = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Broker.Connections.ConnectionRegistry>(broker.Services);
