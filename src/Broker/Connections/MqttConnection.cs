@@ -88,11 +88,8 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
         _deadline = services.Wheel.Register(this, DeadlineKind.Connect, TimeSpan.FromSeconds(services.KeepAliveOptions.ConnectTimeoutSeconds));
     }
 
-    // Accepted while Broker:Limits:MaxConnections were already open: its CONNECT is refused.
+    // Started while Broker:Limits:MaxConnections were already open (on any listener): its CONNECT is refused.
     private bool _overConnectionLimit;
-
-    /// <summary>Accepted over Broker:Limits:MaxConnections: its CONNECT will be refused (set by the listener before Start).</summary>
-    internal void MarkOverConnectionLimit() => _overConnectionLimit = true;
 
     /// <summary>Which listener accepted the client ("tcp", "tls", "ws", "wss").</summary>
     public string Listener { get; }
@@ -137,6 +134,9 @@ internal sealed partial class MqttConnection : SocketAsyncEventArgs, IKeepAliveT
     /// <summary>Starts reading. Called once, by the listener, on a thread of its choosing.</summary>
     public void Start()
     {
+        // Broker:Limits:MaxConnections counts every listener's clients: past it the CONNECT is refused (0x97 / 0x03).
+        int max = _services.Limits.MaxConnections;
+        _overConnectionLimit = max > 0 && _services.Registry.Count >= max;
         _services.Registry.Add(this);
         if (_stream is not null)
         {

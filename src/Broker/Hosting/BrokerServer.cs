@@ -56,13 +56,7 @@ internal sealed class BrokerServer : IHostedService, IDisposable
         // later packets arrive on the socket engine's thread. With one engine thread (the default) every client's
         // packets are then handled in the order they arrived, as in a single-threaded broker: a SUBSCRIBE that
         // reached the broker before another client's PUBLISH is in effect for it.
-        var connection = new MqttConnection(socket, _services);
-        int max = _services.Limits.MaxConnections;
-        if (max > 0 && _services.Registry.Count >= max)
-        {
-            connection.MarkOverConnectionLimit();
-        }
-        connection.Start();
+        new MqttConnection(socket, _services).Start();
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)

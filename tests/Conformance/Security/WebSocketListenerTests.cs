@@ -157,6 +157,21 @@ public sealed class WebSocketListenerTests : IDisposable
     }
 
     [Fact]
+    public async Task Broker_Limits_MaxConnections_counts_WebSocket_clients_too()
+    {
+        var settings = WebSocketSettings();
+        settings["Broker:Limits:MaxConnections"] = "1";
+        await using var broker = await BrokerInstance.StartAsync(settings);
+        var v5 = MqttProtocolVersion.V500;
+        await using var tcp = await RawClient.ConnectAsync(broker);
+        Assert.Equal(0, (await tcp.HandshakeAsync(v5, "tcp-first", 60)).ReasonCode);
+
+        await using var overWebSocket = await ConnectWebSocketAsync(Url(broker));
+        await overWebSocket.SendAsync(Connect(v5, "ws-over"), v5);
+        Assert.Equal((byte)ReasonCode.QuotaExceeded, (await overWebSocket.ExpectAsync<ConnAckPacket>(v5, Wait)).ReasonCode);
+    }
+
+    [Fact]
     public async Task Wss_serves_the_TLS_certificate_and_names_its_listener()
     {
         using var authority = TestCertificates.CreateAuthority("WSS Test CA");
