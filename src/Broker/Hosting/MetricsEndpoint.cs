@@ -6,7 +6,6 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -46,14 +45,8 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        // Only this endpoint: no ASPNETCORE_URLS, no second console logger, no second Ctrl+C handler.
+        var builder = InnerWebApp.CreateBuilder(_loggerFactory);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Parse(_options.Address), _options.Port));
-        builder.Logging.ClearProviders();
-        // The broker's log, without this inner host's "Hosting failed to start" and its stack trace: a bind failure
-        // is reported once, as one line naming the key (StartupFailures).
-        builder.Services.Replace(ServiceDescriptor.Singleton<ILoggerFactory>(new InnerHostLoggerFactory(_loggerFactory)));
-        builder.Services.Replace(ServiceDescriptor.Singleton<IHostLifetime, OwnedLifetime>());
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
         var app = builder.Build();
 
@@ -159,29 +152,5 @@ internal sealed class MetricsEndpoint : IHostedService, IAsyncDisposable
             _app = null;
             await app.DisposeAsync().ConfigureAwait(false);
         }
-    }
-
-    /// <summary>The broker's log for an inner Kestrel app, without that host's own "Hosting failed to start".</summary>
-    internal sealed class InnerHostLoggerFactory(ILoggerFactory broker) : ILoggerFactory
-    {
-        private const string HostCategory = "Microsoft.Extensions.Hosting.Internal.Host";
-
-        public ILogger CreateLogger(string categoryName)
-            => categoryName == HostCategory ? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance : broker.CreateLogger(categoryName);
-
-        public void AddProvider(ILoggerProvider provider) => broker.AddProvider(provider);
-
-        public void Dispose()
-        {
-            // The broker's factory belongs to the broker's host.
-        }
-    }
-
-    /// <summary>The broker's host owns the process lifetime; this inner app starts and stops when told.</summary>
-    internal sealed class OwnedLifetime : IHostLifetime
-    {
-        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

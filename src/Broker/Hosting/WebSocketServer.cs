@@ -13,7 +13,6 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -69,7 +68,7 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
         var address = IPAddress.Parse(_options.Address);
         var tls = _options.TlsPort is not null ? _brokerServices.GetRequiredService<TlsServerOptionsFactory>() : null;
         var handshakeTimeout = TimeSpan.FromSeconds(_services.KeepAliveOptions.ConnectTimeoutSeconds);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        var builder = InnerWebApp.CreateBuilder(_loggerFactory);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             // MQTT has its own limits: no HTTP/2 (WebSocket over HTTP/1.1 upgrade only), no request body.
@@ -91,9 +90,6 @@ internal sealed class WebSocketServer : IHostedService, IAsyncDisposable
                 });
             }
         });
-        builder.Logging.ClearProviders();
-        builder.Services.Replace(ServiceDescriptor.Singleton<ILoggerFactory>(new MetricsEndpoint.InnerHostLoggerFactory(_loggerFactory)));
-        builder.Services.Replace(ServiceDescriptor.Singleton<IHostLifetime, MetricsEndpoint.OwnedLifetime>());
         var app = builder.Build();
         // No WebSocket pings: the MQTT keep-alive (PINGREQ) is the liveness check, as on every listener.
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
