@@ -105,6 +105,7 @@ internal sealed partial class MqttConnection
             ReleaseInput();
             return;
         }
+        bool wasConnected = _connected;
         var outcome = ReadOutcome.Stopped;
         Volatile.Write(ref _receiving, true);
         try
@@ -114,7 +115,7 @@ internal sealed partial class MqttConnection
         finally
         {
             Volatile.Write(ref _receiving, false);
-            EndReadBatch();
+            EndReadBatch(connectedInBatch: !wasConnected && _connected && outcome == ReadOutcome.WaitForData);
             if (outcome == ReadOutcome.Stopped || _inputStart == _inputEnd)
             {
                 ReleaseInput();

@@ -22,6 +22,8 @@ internal sealed partial class MqttConnection
     // the batch, on that thread.
     private int _readThread;
     private bool _wroteInReadBatch;
+    // The CONNACK of a CONNECT handled in the last batch waits until the next receive is posted (see EndReadBatch).
+    private bool _flushAfterReceivePosted;
 
     /// <summary>
     /// Posts zero-byte receives until one is pending; each that completes at once is handled here. Reads run on the
@@ -52,6 +54,14 @@ internal sealed partial class MqttConnection
                 TransportEnded(TransportEndReasons.FromSocketError(e.SocketErrorCode), e.SocketErrorCode);
                 ReleaseInput();
                 return;
+            }
+            if (_flushAfterReceivePosted)
+            {
+                _flushAfterReceivePosted = false;
+                if (TryStartFlush())
+                {
+                    RunFlush();
+                }
             }
             if (pending || !OnReceiveReady())
             {
@@ -102,6 +112,7 @@ internal sealed partial class MqttConnection
     private ReadOutcome ReadAvailable()
     {
         var socket = _socket!;
+        bool wasConnected = _connected;
         var outcome = ReadOutcome.Stopped;
         Volatile.Write(ref _receiving, true);
         try
@@ -158,7 +169,7 @@ internal sealed partial class MqttConnection
         finally
         {
             Volatile.Write(ref _receiving, false);
-            EndReadBatch();
+            EndReadBatch(connectedInBatch: !wasConnected && _connected && outcome == ReadOutcome.WaitForData);
             if (outcome == ReadOutcome.Stopped || _inputStart == _inputEnd)
             {
                 ReleaseInput();

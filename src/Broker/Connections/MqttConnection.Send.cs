@@ -168,12 +168,24 @@ internal sealed partial class MqttConnection : IBufferWriter<byte>
     }
 
     /// <summary>The read loop finished a batch: whatever it wrote goes out now, on this thread.</summary>
-    private void EndReadBatch()
+    /// <param name="connectedInBatch">
+    /// The batch accepted the client's CONNECT and the socket receive loop goes on: its CONNACK is flushed only once the
+    /// next receive is posted (ReceiveLoop). The client's next packet, sent after it read the CONNACK, then completes
+    /// through the socket engine's queue in arrival order with every other client's, even when this batch ran on a
+    /// thread-pool thread (the accept path): a SUBSCRIBE sent right after CONNACK is in effect for a PUBLISH another
+    /// client sends after it.
+    /// </param>
+    private void EndReadBatch(bool connectedInBatch = false)
     {
         Volatile.Write(ref _readThread, 0);
         if (_wroteInReadBatch || (_closeGracefully && Volatile.Read(ref _flushState) == FlushIdle))
         {
             _wroteInReadBatch = false;
+            if (connectedInBatch && _stream is null)
+            {
+                _flushAfterReceivePosted = true;
+                return;
+            }
             if (TryStartFlush())
             {
                 RunFlush();
